@@ -1,0 +1,25 @@
+"""Loading datasets from wherever users keep them: a Hub id, local JSON/JSONL/CSV/Parquet/text files, or a
+directory written by `Dataset.save_to_disk`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+
+_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+
+
+def load_any(name: str, config: str | None = None, split: str = "train") -> Dataset:
+    path = Path(name)
+    if path.is_dir() and any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
+        loaded = load_from_disk(str(path))
+        return loaded[split] if isinstance(loaded, DatasetDict) else loaded
+    suffix = "".join(s for s in path.suffixes if s in _BUILDERS) or path.suffix
+    if path.is_file() or (suffix in _BUILDERS and "*" in name):
+        if suffix not in _BUILDERS:
+            raise ValueError(f"{name}: unknown file type; use one of {sorted(_BUILDERS)} or a Hub dataset id")
+        return load_dataset(_BUILDERS[suffix], data_files=name, split="train")
+    if path.suffix in _BUILDERS or name.startswith((".", "/")):
+        raise FileNotFoundError(f"{name}: no such file or directory")
+    return load_dataset(name, config, split=split)  # a Hub dataset id

@@ -1,0 +1,170 @@
+"""Stage 0: pretrain a tiny base model from scratch, tokenizer included.
+
+    python -m recipes.pretrain --config configs/tiny/pretrain.yaml
+
+Trains a byte-level BPE tokenizer (with chat tokens and template) and a small Llama-architecture causal LM with
+transformers' `Trainer` on the toy world's corpus, or on any text dataset named by `dataset_name`. The result is a
+document completer, not an assistant. Outputs in `output_dir`: the model and tokenizer (they load with
+`AutoModelForCausalLM`, `AutoTokenizer` and `pipeline("text-generation")`), `config.yaml` (the resolved config),
+`eval_results.json` (held-out perplexity next to a unigram baseline's), `samples.md` (continuations of held-out
+documents), `loss.png`, a model card, and `stage.json` last, once all of it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import chain
+
+import torch
+from datasets import Dataset
+from transformers import (
+    AutoTokenizer,
+    DataCollatorForLanguageModeling,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from recipes import run_dir
+from recipes.cli import parse_config
+from recipes.data import load_any
+from recipes.tokenizer import END_OF_TEXT, train_tokenizer
+from recipes.toy_world import ToyWorld
+
+
+@dataclass
+class PretrainArguments:
+    # Data: the toy world's corpus unless dataset_name is set
+    dataset_name: str | None = field(default=None, metadata={
+        "help": "Hub dataset id, local .txt/.json/.jsonl/.csv/.parquet file(s), or a save_to_disk directory. "
+                "Unset: the toy world's corpus."})
+    dataset_config: str | None = None
+    dataset_split: str = "train"
+    text_column: str = "text"
+    world_seed: int = field(default=0, metadata={"help": "Seed of the toy world."})
+    num_documents: int = field(default=20000, metadata={"help": "Toy-world documents to pretrain on."})
+    num_eval_documents: int = field(default=500, metadata={"help": "Held-out documents for perplexity."})
+    # Tokenizer and model
+    vocab_size: int = 2048
+    block_size: int = 256
+    hidden_size: int = 128
+    intermediate_size: int = 512
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    # Samples written to samples.md
+    num_samples: int = 6
+    sample_max_new_tokens: int = 48
+
+
+def load_documents(args: PretrainArguments, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, held-out) documents as dicts with "text" and, where known, "genre"."""
+    if args.dataset_name is None:
+        world = ToyWorld(args.world_seed)
+        return world.corpus(args.num_documents), world.corpus(args.num_eval_documents, split="heldout")
+    dataset = load_any(args.dataset_name, args.dataset_config, args.dataset_split)
+    if args.text_column not in dataset.column_names:
+        raise ValueError(f"{args.dataset_name}: no column '{args.text_column}' (it has {dataset.column_names}); "
+                         "set text_column in the config")
+    splits = dataset.train_test_split(test_size=args.num_eval_documents, seed=seed)
+    as_docs = lambda d: [{"text": t, "genre": "text"} for t in d[args.text_column] if t and t.strip()]  # noqa: E731
+    return as_docs(splits["train"]), as_docs(splits["test"])
+
+
+def to_blocks(tokenizer, docs: list[dict], block_size: int) -> Dataset:
+    """Each document followed by <|endoftext|>, all concatenated and cut into blocks of `block_size` tokens."""
+    eot = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
+    ids = [t for encoded in tokenizer([d["text"] for d in docs])["input_ids"] for t in encoded + [eot]]
+    n = len(ids) // block_size * block_size
+    return Dataset.from_dict({"input_ids": [ids[i:i + block_size] for i in range(0, n, block_size)]})
+
+
+def unigram_perplexity(train: Dataset, heldout: Dataset, vocab_size: int) -> float:
+    """Perplexity of add-one-smoothed token frequencies on the tokens the model is scored on (all but the first)."""
+    counts = Counter(chain.from_iterable(train["input_ids"]))
+    total = sum(counts.values()) + vocab_size
+    targets = list(chain.from_iterable(block[1:] for block in heldout["input_ids"]))
+    nll = -sum(math.log((counts[t] + 1) / total) for t in targets) / len(targets)
+    return math.exp(nll)
+
+
+def write_samples(model, tokenizer, docs: list[dict], args: PretrainArguments, path) -> list[dict]:
+    """Continue the first line (or first third) of one held-out document per genre."""
+    by_genre = {}
+    for doc in docs:
+        by_genre.setdefault(doc["genre"], doc)
+    samples = []
+    for genre, doc in list(by_genre.items())[: args.num_samples]:
+        text = doc["text"]
+        prefix = text.split("\n")[0] + "\n" if "\n" in text else text[: len(text) // 3]
+        inputs = tokenizer(prefix, return_tensors="pt")
+        out = model.generate(**inputs, max_new_tokens=args.sample_max_new_tokens, do_sample=False)
+        samples.append({"genre": genre, "prompt": prefix,
+                        "continuation": tokenizer.decode(out[0, inputs["input_ids"].shape[1]:],
+                                                         skip_special_tokens=True)})
+    path.write_text("\n".join(f"## {s['genre']}\n\n**Prompt:** `{s['prompt']!r}`\n\n```\n{s['prompt']}"
+                              f"{s['continuation']}\n```\n" for s in samples))
+    return samples
+
+
+def main(args: PretrainArguments, training_args: TrainingArguments):
+    out = run_dir.start_stage(training_args.output_dir)
+    run_dir.save_config(out, args, training_args)
+    set_seed(training_args.seed)
+    train_docs, eval_docs = load_documents(args, training_args.seed)
+    checkpoint = get_last_checkpoint(str(out)) if out.exists() else None
+    if checkpoint:  # resume with the tokenizer the checkpoint was trained with
+        tokenizer = AutoTokenizer.from_pretrained(out)
+    else:
+        tokenizer = train_tokenizer((d["text"] for d in train_docs), args.vocab_size)
+        tokenizer.save_pretrained(out)
+    train_blocks = to_blocks(tokenizer, train_docs, args.block_size)
+    eval_blocks = to_blocks(tokenizer, eval_docs, args.block_size)
+    print(f"pretraining on {len(train_docs)} documents = {len(train_blocks)} blocks of {args.block_size} tokens")
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
+        num_hidden_layers=args.num_hidden_layers, num_attention_heads=args.num_attention_heads,
+        max_position_embeddings=args.block_size * 4, tie_word_embeddings=True, bos_token_id=None,
+        eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(END_OF_TEXT)],
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    print(f"model: Llama, {model.num_parameters() / 1e6:.2f}M parameters")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    trainer = Trainer(
+        model=model, args=training_args, train_dataset=train_blocks, eval_dataset=eval_blocks,
+        processing_class=tokenizer, data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+    )
+    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model(out)
+    trainer.save_state()
+
+    eval_loss = trainer.evaluate()["eval_loss"]
+    metrics = {"perplexity": math.exp(eval_loss),
+               "unigram_perplexity": unigram_perplexity(train_blocks, eval_blocks, len(tokenizer)),
+               "eval_tokens": len(eval_blocks) * (args.block_size - 1),
+               "train_tokens_seen": trainer.state.num_input_tokens_seen or None,
+               "parameters": model.num_parameters(), "train_runtime_s": trainer.state.log_history[-1].get(
+                   "train_runtime")}
+    print(f"held-out perplexity {metrics['perplexity']:.2f} (unigram baseline {metrics['unigram_perplexity']:.2f})")
+    model.eval()
+    with torch.no_grad():
+        samples = write_samples(model, tokenizer, eval_docs, args, out / "samples.md")
+    for s in samples:
+        print(f"--- {s['genre']}\n{s['prompt']}{s['continuation']}")
+    (out / "eval_results.json").write_text(json.dumps(metrics, indent=2))
+    run_dir.plot_losses(out, trainer.state.log_history, "pretraining loss")
+    trainer.create_model_card(model_name=out.name, tags=["rlhf-recipes", "pretraining"],
+                              dataset=args.dataset_name or "toy-world")
+    run_dir.mark_complete(out, "pretrain", metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    main(*parse_config((PretrainArguments, TrainingArguments)))

@@ -1,0 +1,85 @@
+"""A stage's output directory: its resolved config, its loss plot, and the marker that says it finished.
+
+A stage writes `stage.json` last, atomically; a directory without it is unfinished, whatever else it holds, and
+rerunning the stage resumes or redoes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+MARKER = "stage.json"
+SECRETS = ("hub_token", "push_to_hub_token")  # never written to disk
+
+
+def start_stage(output_dir: str | os.PathLike) -> Path:
+    """Make the directory and forget any earlier completion, so that a run killed from here on is not complete."""
+    path = Path(output_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / MARKER).unlink(missing_ok=True)
+    return path
+
+
+def save_config(output_dir: str | os.PathLike, *configs, name: str = "config.yaml") -> Path:
+    """Write the resolved arguments as one flat YAML file that `--config` reads back."""
+    resolved: dict = {}
+    for config in configs:
+        # TrainingArguments.to_dict turns nested configs back into what the parser takes
+        values = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
+        for f in dataclasses.fields(config):
+            if f.init and not f.name.startswith("_") and f.name not in SECRETS:
+                resolved[f.name] = _plain(values[f.name])
+    path = Path(output_dir) / name
+    path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    return path
+
+
+def _plain(value):
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def plot_losses(output_dir: str | os.PathLike, log_history: list[dict], title: str) -> Path:
+    """loss.png: training loss (and eval loss, where logged) against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in ("loss", "eval_loss"):
+        points = [(row["step"], row[key]) for row in log_history if key in row]
+        if points:
+            ax.plot(*zip(*points), label=key, marker="." if key == "eval_loss" else None)
+    ax.set(xlabel="step", ylabel="loss", title=title)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(output_dir) / "loss.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def mark_complete(output_dir: str | os.PathLike, stage: str, metrics: dict) -> None:
+    path = Path(output_dir)
+    tmp = path / f".{MARKER}.tmp"
+    tmp.write_text(json.dumps({"stage": stage, "complete": True, "metrics": metrics}, indent=2))
+    os.replace(tmp, path / MARKER)
+
+
+def is_complete(output_dir: str | os.PathLike) -> bool:
+    try:
+        return json.loads((Path(output_dir) / MARKER).read_text()).get("complete") is True
+    except (OSError, ValueError):
+        return False

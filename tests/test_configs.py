@@ -1,0 +1,59 @@
+"""Every config in configs/ parses against the pinned dataclasses, and mistakes in a config fail loudly."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recipes import pretrain, run_dir
+from recipes.cli import ConfigError, parse_config
+from tests.conftest import ROOT, write_yaml
+
+# Which dataclasses each stage's configs are parsed with; a config file is named after its stage.
+STAGES = {"pretrain": (pretrain.PretrainArguments, pretrain.TrainingArguments)}
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+
+
+def stage_of(path: Path) -> str:
+    return next(stage for stage in STAGES if path.stem.startswith(stage))
+
+
+def test_there_are_configs():
+    assert CONFIGS and all(any(p.stem.startswith(s) for s in STAGES) for p in CONFIGS), CONFIGS
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_config_parses(path):
+    parse_config(STAGES[stage_of(path)], ["--config", str(path)])
+    for key, value in yaml.safe_load(path.read_text()).items():
+        # YAML reads 2e-5 as a string; write 2.0e-5
+        assert not (isinstance(value, str) and re.fullmatch(r"[-+]?[\d.]+e[-+]?\d+", value)), f"{path}: {key}"
+
+
+def test_typo_in_yaml_names_the_file_and_key(tmp_path):
+    config = write_yaml(tmp_path / "pretrain.yaml", {"output_dir": str(tmp_path), "lerning_rate": 1.0e-3})
+    with pytest.raises(ConfigError) as error:
+        parse_config(STAGES["pretrain"], ["--config", str(config)])
+    message = str(error.value)
+    assert str(config) in message and "'lerning_rate'" in message and "did you mean 'learning_rate'" in message
+
+
+def test_unknown_command_line_flag_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown command-line argument 'hiden_size'.*hidden_size"):
+        parse_config(STAGES["pretrain"], ["--output_dir", str(tmp_path), "--hiden_size", "8"])
+
+
+def test_command_line_overrides_yaml(tmp_path):
+    config = write_yaml(tmp_path / "pretrain.yaml", {"output_dir": str(tmp_path), "hidden_size": 64})
+    args, _ = parse_config(STAGES["pretrain"], ["--config", str(config), "--hidden_size", "96"])
+    assert args.hidden_size == 96
+
+
+def test_saved_config_reads_back(tmp_path):
+    source = ROOT / "configs" / "tiny" / "pretrain.yaml"
+    parsed = parse_config(STAGES["pretrain"], ["--config", str(source)])
+    saved = run_dir.save_config(tmp_path, *parsed)
+    reparsed = parse_config(STAGES["pretrain"], ["--config", str(saved)])
+    assert reparsed[0] == parsed[0]
+    assert reparsed[1].to_dict() == parsed[1].to_dict()

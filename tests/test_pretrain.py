@@ -1,0 +1,87 @@
+"""Stage 0: the tokenizer's special tokens and template, and a pretraining smoke run."""
+
+import json
+
+import pytest
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+from trl import SFTConfig, SFTTrainer
+
+from recipes import run_dir
+from recipes.tokenizer import END_OF_TEXT, IM_END
+
+
+def test_smoke_run_writes_a_complete_stage(tiny_base):
+    assert run_dir.is_complete(tiny_base)
+    for name in ("config.yaml", "eval_results.json", "samples.md", "loss.png", "README.md", "model.safetensors"):
+        assert (tiny_base / name).exists(), name
+    metrics = json.loads((tiny_base / "eval_results.json").read_text())
+    assert metrics["perplexity"] < metrics["unigram_perplexity"]
+    state = json.loads((tiny_base / "stage.json").read_text())
+    assert state["stage"] == "pretrain" and state["metrics"] == metrics
+
+
+def test_output_loads_with_plain_transformers(tiny_base):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    assert model.config.model_type == "llama"
+    generate = pipeline("text-generation", model=str(tiny_base))
+    out = generate("Math worksheet.", max_new_tokens=5, do_sample=False)[0]["generated_text"]
+    assert out.startswith("Math worksheet.") and len(tokenizer(out)["input_ids"]) > 2
+
+
+def test_pad_token_differs_from_eos(tiny_base):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    assert tokenizer.pad_token_id is not None and tokenizer.pad_token_id != tokenizer.eos_token_id
+    assert tokenizer.eos_token == IM_END
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    assert tokenizer.convert_tokens_to_ids(END_OF_TEXT) in model.generation_config.eos_token_id
+
+
+def test_trl_assistant_mask_covers_the_assistant_turn(tiny_base, tmp_path):
+    messages = [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "2 + 3 = 5."},
+                {"role": "user", "content": "And 2 + 4?"}, {"role": "assistant", "content": "2 + 4 = 6."}]
+    args = SFTConfig(output_dir=str(tmp_path), assistant_only_loss=True, report_to="none", max_steps=1,
+                     bf16=False)
+    trainer = SFTTrainer(model=str(tiny_base), args=args, train_dataset=Dataset.from_list([{"messages": messages}]))
+    row = trainer.train_dataset[0]
+    trained_on = [t for t in row["labels"] if t != -100]
+    assert trained_on, "TRL's assistant mask is empty"
+    decoded = trainer.processing_class.decode(trained_on)
+    assert decoded == f"2 + 3 = 5.{IM_END}2 + 4 = 6.{IM_END}"
+
+
+def test_rerun_after_a_kill_resumes_and_completes(tiny_base, tmp_path):
+    """A stage directory without stage.json is unfinished; rerunning over it finishes it."""
+    from recipes import pretrain
+    from recipes.cli import parse_config
+    from tests.conftest import TINY_PRETRAIN, write_yaml
+
+    out = tmp_path / "model"
+    config = write_yaml(tmp_path / "c.yaml", {**TINY_PRETRAIN, "output_dir": str(out), "max_steps": 4})
+    pretrain.main(*parse_config((pretrain.PretrainArguments, pretrain.TrainingArguments), ["--config", str(config)]))
+    (out / "stage.json").unlink()  # as if killed after the checkpoint at step 4
+    assert not run_dir.is_complete(out)
+    state_file = out / "checkpoint-4" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["log_history"].append({"step": 4, "marker": "from the checkpoint"})
+    state_file.write_text(json.dumps(state))
+    config = write_yaml(tmp_path / "c.yaml", {**TINY_PRETRAIN, "output_dir": str(out), "max_steps": 6})
+    metrics = pretrain.main(*parse_config((pretrain.PretrainArguments, pretrain.TrainingArguments),
+                                          ["--config", str(config)]))
+    assert run_dir.is_complete(out) and metrics["perplexity"] > 0
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    assert {"step": 4, "marker": "from the checkpoint"} in state["log_history"]  # it resumed, not restarted
+
+
+@pytest.mark.parametrize("bad", [{"dataset_name": "no/such/file.jsonl"}])
+def test_missing_dataset_fails_before_training(tmp_path, bad):
+    from recipes import pretrain
+    from recipes.cli import parse_config
+    from tests.conftest import TINY_PRETRAIN, write_yaml
+
+    config = write_yaml(tmp_path / "c.yaml", {**TINY_PRETRAIN, **bad, "output_dir": str(tmp_path / "m")})
+    with pytest.raises(FileNotFoundError, match="no/such/file.jsonl"):
+        pretrain.main(*parse_config((pretrain.PretrainArguments, pretrain.TrainingArguments),
+                                    ["--config", str(config)]))
