@@ -85,3 +85,30 @@ def test_missing_dataset_fails_before_training(tmp_path, bad):
     with pytest.raises(FileNotFoundError, match="no/such/file.jsonl"):
         pretrain.main(*parse_config((pretrain.PretrainArguments, pretrain.TrainingArguments),
                                     ["--config", str(config)]))
+
+
+def _pretrain(tmp_path, **overrides):
+    from recipes import pretrain
+    from recipes.cli import parse_config
+    from tests.conftest import TINY_PRETRAIN, write_yaml
+
+    config = write_yaml(tmp_path / "c.yaml", {**TINY_PRETRAIN, "max_steps": 2, "num_eval_documents": 4,
+                                              "output_dir": str(tmp_path / "m"), **overrides})
+    return pretrain.main(*parse_config((pretrain.PretrainArguments, pretrain.TrainingArguments),
+                                       ["--config", str(config)]))
+
+
+def test_pretrains_on_local_files_and_saved_datasets(tmp_path):
+    texts = [{"body": f"Line {i}: the quick brown fox jumps over the lazy dog {i} times."} for i in range(60)]
+    jsonl = tmp_path / "corpus.jsonl"
+    jsonl.write_text("\n".join(json.dumps(t) for t in texts))
+    assert _pretrain(tmp_path, dataset_name=str(jsonl), text_column="body")["eval_tokens"] > 0
+    Dataset.from_list(texts).save_to_disk(str(tmp_path / "saved"))
+    assert _pretrain(tmp_path, dataset_name=str(tmp_path / "saved"), text_column="body")["eval_tokens"] > 0
+
+
+def test_wrong_text_column_is_named(tmp_path):
+    jsonl = tmp_path / "corpus.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"body": f"doc {i}"}) for i in range(20)))
+    with pytest.raises(ValueError, match=r"corpus.jsonl: no column 'text' \(it has \['body'\]\)"):
+        _pretrain(tmp_path, dataset_name=str(jsonl))
