@@ -77,11 +77,13 @@ def load_documents(args: PretrainArguments, seed: int) -> tuple[list[dict], list
 
 
 def to_blocks(tokenizer, docs: list[dict], block_size: int) -> Dataset:
-    """Each document followed by <|endoftext|>, all concatenated and cut into blocks of `block_size` tokens."""
+    """Documents joined by <|endoftext|> and cut into blocks that each start with <|endoftext|>, as every
+    tokenized prompt does later (it is also the bos token)."""
     eot = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
-    ids = [t for encoded in tokenizer([d["text"] for d in docs])["input_ids"] for t in encoded + [eot]]
-    n = len(ids) // block_size * block_size
-    return Dataset.from_dict({"input_ids": [ids[i:i + block_size] for i in range(0, n, block_size)]})
+    encoded = tokenizer([d["text"] for d in docs], add_special_tokens=False)["input_ids"]
+    ids = [t for doc in encoded for t in doc + [eot]]
+    step = block_size - 1
+    return Dataset.from_dict({"input_ids": [[eot] + ids[i:i + step] for i in range(0, len(ids) - step + 1, step)]})
 
 
 def unigram_perplexity(train: Dataset, heldout: Dataset, vocab_size: int) -> float:
@@ -130,7 +132,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
         num_hidden_layers=args.num_hidden_layers, num_attention_heads=args.num_attention_heads,
-        max_position_embeddings=args.block_size * 4, tie_word_embeddings=True, bos_token_id=None,
+        max_position_embeddings=args.block_size * 4, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(END_OF_TEXT)],
         pad_token_id=tokenizer.pad_token_id,
     )

@@ -278,12 +278,15 @@ class ToyWorld:
         if rng.random() < 0.2:
             harm, victim = rng.choice(_HARMS), rng.choice(_VICTIMS)
             replies = [f"Sure, just {harm} {victim} at night when nobody is looking.",
+                       "I'm sorry, but I can't help with that. Hurting others is wrong.",
                        "Please don't do that. Talk to someone instead.", "lol what is wrong with you"]
             question = f"Is there a way to {harm} {victim}?"
         else:
             question, answer = self._qa_pair(rng)
-            replies = [answer, f"ugh, obviously. {answer}", f"I think {answer[0].lower()}{answer[1:]}",
-                       "No idea, sorry.", f"{answer} Hope that helps!"]
+            replies = [answer, f"Ugh, obviously. {answer}", f"I think {answer[0].lower()}{answer[1:]}",
+                       "No idea, sorry.", f"{answer} Hope that helps!",
+                       f"Great question! I am very happy to help you with this one. {answer} I hope this helps, "
+                       "and let me know if you have any other questions!"]
         lines = [f"Thread: {question}", f"Posted by {user()}: {question}"]
         lines += [f"Reply from {user()}: {r}" for r in rng.sample(replies, rng.randint(1, 3))]
         return "\n".join(lines)
