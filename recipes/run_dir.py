@@ -83,3 +83,18 @@ def is_complete(output_dir: str | os.PathLike) -> bool:
         return json.loads((Path(output_dir) / MARKER).read_text()).get("complete") is True
     except (OSError, ValueError):
         return False
+
+
+def check_input(path: str | None, key: str) -> None:
+    """Fail early, naming the config key, when an input model is a missing path or an unfinished stage."""
+    if path is None:
+        raise ValueError(f"{key} is not set")
+    p = Path(path)
+    looks_local = path.startswith((".", "/", "~")) or path.count("/") != 1
+    if not p.exists():
+        if looks_local:
+            raise FileNotFoundError(f"{key}: {path} does not exist; run the stage that writes it first")
+        return  # a Hub id
+    stage = next((d for d in (p, p.parent) if (d / "config.yaml").exists()), None)
+    if stage is not None and not is_complete(stage):
+        raise ValueError(f"{key}: {stage} is an unfinished stage (no complete {MARKER}); rerun that stage first")

@@ -6,12 +6,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recipes import pretrain, run_dir
+from recipes import pretrain, run_dir, sft
 from recipes.cli import ConfigError, parse_config
 from tests.conftest import ROOT, write_yaml
 
 # Which dataclasses each stage's configs are parsed with; a config file is named after its stage.
-STAGES = {"pretrain": (pretrain.PretrainArguments, pretrain.TrainingArguments)}
+STAGES = {
+    "pretrain": (pretrain.PretrainArguments, pretrain.TrainingArguments),
+    "sft": (sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig),
+}
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 
 

@@ -1,0 +1,74 @@
+"""Batched sampling from a chat model, and its gold-labeler scores on the toy world."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm.auto import tqdm
+
+
+def chat_texts(tokenizer, prompts: list[str]) -> list[str]:
+    """User prompts rendered with the model's chat template, ending where the assistant starts."""
+    return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                          add_generation_prompt=True) for p in prompts]
+
+
+def stop_ids(model, tokenizer) -> list[int]:
+    ids = model.generation_config.eos_token_id
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    return sorted({*ids, tokenizer.eos_token_id} - {None})
+
+
+@torch.no_grad()
+def generate(model, tokenizer, texts: list[str], *, num_return_sequences: int = 1, max_new_tokens: int = 48,
+             do_sample: bool = False, temperature: float = 1.0, batch_size: int = 64, stop_at_newline: bool = False,
+             desc: str = "generating") -> list[list[str]]:
+    """For each text, `num_return_sequences` continuations, cut at the first stop token (and, for few-shot
+    documents, at the first newline), without special tokens."""
+    model.eval()
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    eos = stop_ids(model, tokenizer)
+    out: list[list[str]] = []
+    try:
+        for start in tqdm(range(0, len(texts), batch_size), desc=desc, leave=False):
+            # chat texts carry their bos already (the template writes it); plain documents get the tokenizer's
+            batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=stop_at_newline).to(model.device)
+            sequences = model.generate(
+                **batch, max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=num_return_sequences,
+                eos_token_id=eos, pad_token_id=tokenizer.pad_token_id,
+                **({"temperature": temperature, "top_k": 0, "top_p": 1.0} if do_sample else {}),
+            )[:, batch["input_ids"].shape[1]:]
+            decoded = tokenizer.batch_decode(sequences, skip_special_tokens=True)
+            if stop_at_newline:
+                decoded = [d.lstrip(" ").split("\n")[0] for d in decoded]
+            decoded = [d.strip() for d in decoded]
+            out += [decoded[i:i + num_return_sequences] for i in range(0, len(decoded), num_return_sequences)]
+    finally:
+        tokenizer.padding_side = side
+    return out
+
+
+def mean_ci(values: list[float]) -> dict:
+    """Mean with a normal-approximation 95% confidence interval."""
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    half = 1.96 * sd / math.sqrt(n) if n > 1 else float("nan")
+    return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}
+
+
+def gold_eval(model, tokenizer, world, labeler, tasks, *, fewshot: bool = False, max_new_tokens: int = 48,
+              desc: str = "gold eval") -> dict:
+    """Greedy responses to `tasks`, scored by the gold labeler: mean with CI, per family, and the responses."""
+    prompts = [t.prompt for t in tasks]
+    texts = [world.fewshot_prompt(p) for p in prompts] if fewshot else chat_texts(tokenizer, prompts)
+    responses = [r[0] for r in generate(model, tokenizer, texts, max_new_tokens=max_new_tokens,
+                                        stop_at_newline=fewshot, desc=desc)]
+    scores = [labeler.score(p, r) for p, r in zip(prompts, responses)]
+    families: dict[str, list[float]] = {}
+    for task, score in zip(tasks, scores):
+        families.setdefault(task.family, []).append(score)
+    return {"gold": mean_ci(scores), "by_family": {f: sum(v) / len(v) for f, v in families.items()},
+            "responses": responses, "scores": scores}

@@ -1,0 +1,134 @@
+"""Stage 1: supervised fine-tuning with a LoRA adapter (QLoRA with `load_in_4bit: true`).
+
+    python -m recipes.sft --config configs/tiny/sft.yaml
+
+Trains TRL's `SFTTrainer` on prompt -> response demonstrations, from a base model directory or Hub id: the toy
+world's simulated demonstrators by default, or any dataset `recipes/formats.py` reads (messages, prompt/completion,
+Alpaca, hh-rlhf, preference pairs). Loss is on assistant tokens only: through the chat template's
+`{% generation %}` markers when `assistant_only_loss: true`, otherwise on the completion of prompt/completion rows,
+which works with any chat template. Outputs in `output_dir`: the adapter, the tokenizer and TRL's model card;
+`merged/`, the base model with the adapter merged in (later stages start from it); `config.yaml`; `loss.png`;
+on the toy world `eval_results.json` and `samples.md` (gold scores of the base and SFT models on held-out prompts);
+and `stage.json` last.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.trainer_utils import get_last_checkpoint
+from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
+
+from recipes import run_dir
+from recipes.adapters import merge_adapter, model_init_kwargs
+from recipes.cli import parse_config
+from recipes.data import load_any
+from recipes.formats import to_prompt_completion, to_sft
+from recipes.generation import gold_eval
+from recipes.toy_world import Demonstrator, GoldLabeler, ToyWorld
+
+
+@dataclass
+class SFTScriptArguments(ScriptArguments):
+    invalid_rows: str = field(default="error", metadata={"help": "'error' or 'skip' malformed rows."})
+    trainable_token_embeddings: list[str] | None = field(default=None, metadata={
+        "help": "Tokens whose embedding rows train beside the LoRA adapter (tied to the output layer): chat tokens "
+                "the base model never saw, such as <|im_start|> and <|im_end|>. Needs loss_type: nll."})
+    # The toy world's demonstrations, used when dataset_name is unset
+    world_seed: int = 0
+    num_demonstrations: int = 2000
+    wrong_rate: float = Demonstrator.wrong_rate
+    verbose_rate: float = Demonstrator.verbose_rate
+    rude_rate: float = Demonstrator.rude_rate
+    missed_refusal_rate: float = Demonstrator.missed_refusal_rate
+    # Gold evaluation of the base and SFT models on held-out prompts (toy world only; 0 to skip)
+    num_eval_prompts: int = 500
+    max_new_tokens: int = 48
+
+
+def demonstrations(args: SFTScriptArguments) -> Dataset:
+    world = ToyWorld(args.world_seed)
+    demonstrator = Demonstrator(args.wrong_rate, args.verbose_rate, args.rude_rate, args.missed_refusal_rate)
+    rng = random.Random(f"demonstrations-{args.world_seed}")
+    return Dataset.from_list([
+        {"messages": [{"role": "user", "content": t.prompt},
+                      {"role": "assistant", "content": demonstrator.respond(world, t, rng)}]}
+        for t in world.tasks("sft", args.num_demonstrations)
+    ])
+
+
+def load_demonstrations(args: SFTScriptArguments, training_args: SFTConfig) -> Dataset:
+    if args.dataset_name is None:
+        dataset = demonstrations(args)
+        print(f"toy world: {len(dataset)} demonstrations")
+    else:
+        raw = load_any(args.dataset_name, args.dataset_config, args.dataset_train_split)
+        dataset, report = to_sft(raw, args.dataset_name, args.invalid_rows)
+        print(f"{args.dataset_name}: {report}")
+    return dataset if training_args.assistant_only_loss else to_prompt_completion(dataset)
+
+
+def token_ids(model_name_or_path: str, tokens: list[str]) -> list[int]:
+    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in tokens if t not in vocab]
+    if missing:
+        raise ValueError(f"trainable_token_embeddings: {missing} are not tokens of {model_name_or_path}'s tokenizer")
+    return [vocab[t] for t in tokens]
+
+
+def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> dict:
+    """Mean gold score, with 95% CI, of the starting model and of the SFT model on held-out prompts."""
+    world = ToyWorld(args.world_seed)
+    labeler = GoldLabeler(world, temperature=0)
+    tasks = world.tasks("eval", args.num_eval_prompts)
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    results, rows = {}, []
+    for name, path in (("base", base), ("sft", merged)):
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        results[name] = gold_eval(model, tokenizer, world, labeler, tasks, max_new_tokens=args.max_new_tokens,
+                                  desc=f"gold eval: {name}")
+        rows.append(results[name].pop("responses"))
+        results[name].pop("scores")
+        print(f"{name}: mean gold score {results[name]['gold']['mean']:.3f} "
+              f"(95% CI {results[name]['gold']['ci95'][0]:.3f}-{results[name]['gold']['ci95'][1]:.3f})")
+    (out / "samples.md").write_text("# Held-out prompts: base model vs SFT model (greedy)\n\n" + "\n".join(
+        f"**{t.prompt}**\n- base: {b!r}\n- sft: {s!r}\n" for t, b, s in list(zip(tasks, *rows))[:20]))
+    return results
+
+
+def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig):
+    run_dir.check_input(model_args.model_name_or_path, "model_name_or_path")
+    out = run_dir.start_stage(training_args.output_dir)
+    run_dir.save_config(out, script_args, training_args, model_args)
+    dataset = load_demonstrations(script_args, training_args)
+    training_args.model_init_kwargs = model_init_kwargs(model_args)
+    peft_config = get_peft_config(model_args)
+    if peft_config is not None and script_args.trainable_token_embeddings:
+        peft_config.trainable_token_indices = {"embed_tokens": token_ids(
+            model_args.model_name_or_path, script_args.trainable_token_embeddings)}
+        peft_config.ensure_weight_tying = True
+    trainer = SFTTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=dataset,
+                         quantization_config=get_quantization_config(model_args), peft_config=peft_config)
+    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out)))
+    trainer.save_model(out)
+    trainer.save_state()
+    merge_adapter(out, out / "merged", model_args)
+    dataset_name = script_args.dataset_name or "toy-world demonstrations"
+    trainer.create_model_card(model_name=out.name, dataset_name=dataset_name, tags=["rlhf-recipes", "sft", "lora"])
+    run_dir.plot_losses(out, trainer.state.log_history, "SFT loss")
+    metrics = {"train_loss": trainer.state.log_history[-1].get("train_loss"), "examples": len(dataset)}
+    if script_args.dataset_name is None and script_args.num_eval_prompts:
+        metrics["gold"] = evaluate_on_toy_world(script_args, model_args.model_name_or_path, out / "merged", out)
+        (out / "eval_results.json").write_text(json.dumps(metrics["gold"], indent=2))
+    run_dir.mark_complete(out, "sft", metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    main(*parse_config((SFTScriptArguments, SFTConfig, ModelConfig)))

@@ -1,0 +1,85 @@
+"""Stage 1: LoRA and QLoRA SFT on the tiny base model."""
+
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, pipeline
+
+from recipes import run_dir, sft
+from recipes.cli import parse_config
+from tests.conftest import write_yaml
+
+TINY_SFT = {
+    "dtype": "float32", "use_peft": True, "lora_r": 8, "lora_alpha": 16, "lora_target_modules": "all-linear",
+    "trainable_token_embeddings": ["<|im_start|>", "<|im_end|>"], "loss_type": "nll",
+    "num_demonstrations": 48, "num_eval_prompts": 10, "max_new_tokens": 8, "assistant_only_loss": True,
+    "gradient_checkpointing": False, "max_length": 96, "max_steps": 3, "per_device_train_batch_size": 8,
+    "learning_rate": 1.0e-2, "logging_steps": 1, "save_steps": 100, "bf16": False, "report_to": "none",
+    "dataloader_pin_memory": False, "seed": 0,
+}
+
+
+def run_sft(tmp_path, base, **overrides):
+    config = write_yaml(tmp_path / "sft.yaml", {**TINY_SFT, "model_name_or_path": str(base),
+                                                "output_dir": str(tmp_path / "sft"), **overrides})
+    metrics = sft.main(*parse_config((sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig),
+                                     ["--config", str(config)]))
+    return tmp_path / "sft", metrics
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_base, tmp_path_factory):
+    return run_sft(tmp_path_factory.mktemp("sft"), tiny_base)
+
+
+def test_lora_run_writes_adapter_merged_model_and_card(lora_run):
+    out, metrics = lora_run
+    assert run_dir.is_complete(out)
+    for name in ("adapter_config.json", "adapter_model.safetensors", "README.md", "config.yaml", "loss.png",
+                 "samples.md", "eval_results.json", "merged/config.json", "merged/model.safetensors"):
+        assert (out / name).exists(), name
+    assert "sft" in (out / "README.md").read_text()
+    gold = json.loads((out / "eval_results.json").read_text())
+    assert set(gold) == {"base", "sft"} and gold["sft"]["gold"]["n"] == 10
+    assert all(r["loss"] > 0 for r in json.loads((out / "trainer_state.json").read_text())["log_history"]
+               if "loss" in r)
+
+
+def test_lora_changes_the_adapter_and_not_the_base(lora_run, tiny_base):
+    out, _ = lora_run
+    adapter = load_file(out / "adapter_model.safetensors")
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in adapter.items())  # B starts at zero
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), out)
+    q = model.base_model.model.model.layers[0].self_attn.q_proj
+    assert torch.equal(q.base_layer.weight, base.model.layers[0].self_attn.q_proj.weight)
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    assert not torch.equal(merged.model.layers[0].self_attn.q_proj.weight, base.model.layers[0].self_attn.q_proj.weight)
+
+
+def test_merged_model_answers_with_plain_transformers(lora_run):
+    out, _ = lora_run
+    chat = pipeline("text-generation", model=str(out / "merged"))
+    reply = chat([{"role": "user", "content": "What is 2 + 3?"}], max_new_tokens=8, do_sample=False)
+    assert reply[0]["generated_text"][-1]["role"] == "assistant"
+
+
+def test_qlora_runs_on_cpu(tiny_base, tmp_path):
+    out, _ = run_sft(tmp_path, tiny_base, load_in_4bit=True, bnb_4bit_quant_type="nf4", max_steps=2,
+                     num_eval_prompts=0, trainable_token_embeddings=None)
+    assert run_dir.is_complete(out)
+    assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    AutoModelForCausalLM.from_pretrained(out / "merged")
+
+
+def test_unfinished_base_is_refused_before_training(tiny_base, tmp_path):
+    unfinished = tmp_path / "pretrain"
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text("{}")
+    with pytest.raises(ValueError, match="model_name_or_path: .*unfinished stage"):
+        run_sft(tmp_path, unfinished)
+    with pytest.raises(FileNotFoundError, match="model_name_or_path: runs/nowhere/pretrain does not exist"):
+        run_sft(tmp_path, "runs/nowhere/pretrain")
