@@ -96,14 +96,14 @@ def unigram_perplexity(train: Dataset, heldout: Dataset, vocab_size: int) -> flo
 
 
 def write_samples(model, tokenizer, docs: list[dict], args: PretrainArguments, path) -> list[dict]:
-    """Continue the first line (or first third) of one held-out document per genre."""
+    """Continue the first third (in words, at least five) of one held-out document per genre."""
     by_genre = {}
     for doc in docs:
         by_genre.setdefault(doc["genre"], doc)
     samples = []
     for genre, doc in list(by_genre.items())[: args.num_samples]:
-        text = doc["text"]
-        prefix = text.split("\n")[0] + "\n" if "\n" in text else text[: len(text) // 3]
+        words = doc["text"].split(" ")
+        prefix = " ".join(words[: max(5, len(words) // 3)])
         inputs = tokenizer(prefix, return_tensors="pt")
         out = model.generate(**inputs, max_new_tokens=args.sample_max_new_tokens, do_sample=False)
         samples.append({"genre": genre, "prompt": prefix,
