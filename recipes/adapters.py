@@ -18,6 +18,22 @@ def model_init_kwargs(model_args: ModelConfig, trust_remote_code: bool = False) 
             "attn_implementation": model_args.attn_implementation, "dtype": model_args.dtype}
 
 
+def with_trainable_tokens(peft_config, model_name_or_path: str, tokens: list[str] | None):
+    """Let these tokens' embedding rows train beside the adapter (peft trainable tokens, kept tied to the output
+    layer); ['all'] for every row. A base model's untrained chat tokens need this."""
+    if peft_config is None or not tokens:
+        return peft_config
+    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in tokens if t not in vocab and tokens != ["all"]]
+    if missing:
+        raise ValueError(f"trainable_token_embeddings: {missing} are not tokens of {model_name_or_path}'s tokenizer")
+    ids = list(range(len(tokenizer))) if tokens == ["all"] else [vocab[t] for t in tokens]
+    peft_config.trainable_token_indices = {"embed_tokens": ids}
+    peft_config.ensure_weight_tying = True
+    return peft_config
+
+
 def merge_adapter(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, model_args: ModelConfig,
                   sequence_classification: bool = False) -> Path:
     """Base model + adapter -> one plain model directory that `from_pretrained` loads without peft.

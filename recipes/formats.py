@@ -63,7 +63,10 @@ def detect_layout(columns: list[str], source: str) -> str:
                       "instruction+input+output (Alpaca); instruction+instances; chosen+rejected (+prompt).")
 
 
-def _messages(value, source: str, row: int, name: str, last_role: str | None = None) -> list[dict]:
+def _messages(value, source: str, row: int, name: str, last_role: str | None = None,
+              empty_last: bool = False) -> list[dict]:
+    """Checked messages. `empty_last` accepts an empty final reply: a policy's sample can be empty, and a
+    comparison must be able to say that it is worse."""
     def bad(why: str) -> FormatError:
         return FormatError(f"{source}: row {row}: field '{name}': {why}")
 
@@ -79,8 +82,10 @@ def _messages(value, source: str, row: int, name: str, last_role: str | None = N
             raise bad(f"message {i} needs 'role' and 'content'")
         if message["role"] not in ROLES:
             raise bad(f"message {i} has role {message['role']!r}; use one of {ROLES}")
-        if not isinstance(message["content"], str) or not message["content"].strip():
-            raise bad(f"message {i} has empty or non-string content")
+        if not isinstance(message["content"], str):
+            raise bad(f"message {i} has non-string content")
+        if not message["content"].strip() and not (empty_last and i == len(value) - 1):
+            raise bad(f"message {i} has empty content")
         out.append({"role": message["role"], "content": message["content"]})
     if last_role and out[-1]["role"] != last_role:
         raise bad(f"the last message must be from the {last_role}, not the {out[-1]['role']}")
@@ -111,14 +116,14 @@ def _preference(example: dict, source: str, row: int) -> dict:
     chosen, rejected = example["chosen"], example["rejected"]
     if "prompt" in example and example["prompt"] is not None:
         prompt = _messages(example["prompt"], source, row, "prompt", last_role="user")
-        chosen = _messages(chosen, source, row, "chosen", last_role="assistant")
-        rejected = _messages(rejected, source, row, "rejected", last_role="assistant")
+        chosen = _messages(chosen, source, row, "chosen", last_role="assistant", empty_last=True)
+        rejected = _messages(rejected, source, row, "rejected", last_role="assistant", empty_last=True)
         return {"prompt": prompt, "chosen": chosen[-1:], "rejected": rejected[-1:]}
     if isinstance(chosen, str) and chosen.startswith("\n\nHuman:"):
         chosen, rejected = _hh_turns(chosen, source, row, "chosen"), _hh_turns(rejected, source, row, "rejected")
     else:
-        chosen = _messages(chosen, source, row, "chosen", last_role="assistant")
-        rejected = _messages(rejected, source, row, "rejected", last_role="assistant")
+        chosen = _messages(chosen, source, row, "chosen", last_role="assistant", empty_last=True)
+        rejected = _messages(rejected, source, row, "rejected", last_role="assistant", empty_last=True)
     if chosen[:-1] != rejected[:-1]:
         raise FormatError(f"{source}: row {row}: field 'rejected': its conversation before the last reply differs "
                           "from 'chosen'; both must answer the same prompt")

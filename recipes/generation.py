@@ -72,3 +72,29 @@ def gold_eval(model, tokenizer, world, labeler, tasks, *, fewshot: bool = False,
         families.setdefault(task.family, []).append(score)
     return {"gold": mean_ci(scores), "by_family": {f: sum(v) / len(v) for f, v in families.items()},
             "responses": responses, "scores": scores}
+
+
+def conversation_ids(tokenizer, messages: list[dict]) -> list[int]:
+    """A rendered conversation's token ids, cut right after its last eos: where PPO's reward is read, so the
+    reward model is trained and scored at the same token (not at a newline the template adds after it)."""
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+    ends = [i for i, t in enumerate(ids) if t == tokenizer.eos_token_id]
+    return ids[: ends[-1] + 1] if ends else ids
+
+
+@torch.no_grad()
+def reward_scores(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 64,
+                  desc: str = "scoring") -> list[float]:
+    """A sequence-classification reward model's score of each (prompt, response)."""
+    model.eval()
+    ids = [conversation_ids(tokenizer, [{"role": "user", "content": p}, {"role": "assistant", "content": r}])
+           for p, r in zip(prompts, responses)]
+    scores: list[float] = []
+    for start in tqdm(range(0, len(ids), batch_size), desc=desc, leave=False):
+        batch = ids[start:start + batch_size]
+        width = max(map(len, batch))
+        input_ids = torch.tensor([row + [tokenizer.pad_token_id] * (width - len(row)) for row in batch])
+        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in batch])
+        logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits
+        scores += logits[:, 0].float().tolist()
+    return scores

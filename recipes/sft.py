@@ -25,7 +25,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 
 from recipes import run_dir
-from recipes.adapters import merge_adapter, model_init_kwargs
+from recipes.adapters import merge_adapter, model_init_kwargs, with_trainable_tokens
 from recipes.cli import parse_config
 from recipes.data import load_any
 from recipes.formats import to_prompt_completion, to_sft
@@ -37,8 +37,9 @@ from recipes.toy_world import Demonstrator, GoldLabeler, ToyWorld
 class SFTScriptArguments(ScriptArguments):
     invalid_rows: str = field(default="error", metadata={"help": "'error' or 'skip' malformed rows."})
     trainable_token_embeddings: list[str] | None = field(default=None, metadata={
-        "help": "Tokens whose embedding rows train beside the LoRA adapter (tied to the output layer): chat tokens "
-                "the base model never saw, such as <|im_start|> and <|im_end|>. Needs loss_type: nll."})
+        "help": "Tokens whose embedding rows train beside the LoRA adapter (tied to the output layer), e.g. chat "
+                "tokens the base model never saw such as <|im_start|> and <|im_end|>; 'all' for every row. Needs "
+                "loss_type: nll."})
     # The toy world's demonstrations, used when dataset_name is unset
     world_seed: int = 0
     num_demonstrations: int = 2000
@@ -73,15 +74,6 @@ def load_demonstrations(args: SFTScriptArguments, training_args: SFTConfig) -> D
     return dataset if training_args.assistant_only_loss else to_prompt_completion(dataset)
 
 
-def token_ids(model_name_or_path: str, tokens: list[str]) -> list[int]:
-    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in tokens if t not in vocab]
-    if missing:
-        raise ValueError(f"trainable_token_embeddings: {missing} are not tokens of {model_name_or_path}'s tokenizer")
-    return [vocab[t] for t in tokens]
-
-
 def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> dict:
     """Mean gold score, with 95% CI, of the starting model and of the SFT model on held-out prompts."""
     world = ToyWorld(args.world_seed)
@@ -108,11 +100,8 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     run_dir.save_config(out, script_args, training_args, model_args)
     dataset = load_demonstrations(script_args, training_args)
     training_args.model_init_kwargs = model_init_kwargs(model_args)
-    peft_config = get_peft_config(model_args)
-    if peft_config is not None and script_args.trainable_token_embeddings:
-        peft_config.trainable_token_indices = {"embed_tokens": token_ids(
-            model_args.model_name_or_path, script_args.trainable_token_embeddings)}
-        peft_config.ensure_weight_tying = True
+    peft_config = with_trainable_tokens(get_peft_config(model_args), model_args.model_name_or_path,
+                                        script_args.trainable_token_embeddings)
     trainer = SFTTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=dataset,
                          quantization_config=get_quantization_config(model_args), peft_config=peft_config)
     trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out)))

@@ -1,0 +1,179 @@
+"""Comparison data: sample K responses per prompt from a policy, have them ranked, expand rankings into pairs.
+
+    python -m recipes.compare --config configs/tiny/compare.yaml
+
+Prompts come from the toy world's comparison split, or from a dataset (`dataset_name`, its `prompt_column`, or
+the prompts of any layout `recipes/formats.py` reads). The ranking comes from `labeler`:
+- `gold`: the toy world's noise-free labeler; `noisy`: its human-like noisy mode (`labeler_temperature`);
+- `reward_model`: a trained reward model (`reward_model`);
+- `human`: without `rankings_file`, writes `labeling_file` (JSONL or CSV) for people to fill in and stops; with
+  `rankings_file`, reads the filled-in file.
+Each ranking of K responses gives K(K-1)/2 chosen/rejected pairs (InstructGPT). Outputs in `output_dir`:
+`comparisons/` (a DatasetDict, train and test split by prompt, that `RewardTrainer` reads), `train.jsonl`,
+`test.jsonl`, `rankings.jsonl` (every prompt, its responses and ranking), `config.yaml` and `stage.json` last.
+With `push_to_hub: true` the DatasetDict goes to `hub_dataset_id` as a dataset repo.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import torch
+from datasets import Dataset, DatasetDict
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from recipes import labeling, run_dir
+from recipes.cli import parse_config
+from recipes.data import load_any
+from recipes.formats import detect_layout, to_sft
+from recipes.generation import chat_texts, generate, reward_scores
+from recipes.toy_world import DEFAULT_LABELER_TEMPERATURE, GoldLabeler, ToyWorld
+
+LABELERS = ("gold", "noisy", "reward_model", "human")
+
+
+@dataclass
+class CompareArguments:
+    output_dir: str = field(metadata={"help": "Where the comparison data goes."})
+    policy: str = field(default=None, metadata={"help": "The model that writes the responses (the SFT model)."})
+    # Prompts: the toy world's comparison split unless dataset_name is set
+    dataset_name: str | None = None
+    dataset_config: str | None = None
+    dataset_train_split: str = "train"
+    prompt_column: str = "prompt"
+    world_seed: int = 0
+    num_prompts: int = 600
+    test_fraction: float = field(default=0.1, metadata={"help": "Share of prompts held out as the test split."})
+    # Sampling
+    responses_per_prompt: int = field(default=4, metadata={"help": "K; InstructGPT used 4 to 9."})
+    temperature: float = 1.0
+    max_new_tokens: int = 48
+    batch_size: int = 64
+    seed: int = 0
+    # Ranking
+    labeler: str = field(default="noisy", metadata={"help": f"One of {LABELERS}."})
+    labeler_temperature: float = DEFAULT_LABELER_TEMPERATURE
+    reward_model: str | None = None
+    labeling_file: str | None = None
+    rankings_file: str | None = None
+    # Hub
+    push_to_hub: bool = False
+    hub_dataset_id: str | None = None
+    hub_private: bool = True
+
+    def __post_init__(self):
+        if self.labeler not in LABELERS:
+            raise ValueError(f"labeler: {self.labeler!r} is not one of {LABELERS}")
+        if self.labeler == "reward_model" and not self.reward_model:
+            raise ValueError("labeler: reward_model needs reward_model: <path or Hub id>")
+        if self.labeler in ("gold", "noisy") and self.dataset_name:
+            raise ValueError(f"labeler: {self.labeler} knows only the toy world's prompts; unset dataset_name or "
+                             "use labeler: human or reward_model")
+        if self.labeler == "human" and not (self.labeling_file or self.rankings_file):
+            raise ValueError("labeler: human needs labeling_file (to export) or rankings_file (to import)")
+        if self.responses_per_prompt < 2:
+            raise ValueError("responses_per_prompt must be at least 2")
+
+
+def load_prompts(args: CompareArguments) -> list[str]:
+    if args.dataset_name is None:
+        return [t.prompt for t in ToyWorld(args.world_seed).tasks("compare", args.num_prompts)]
+    raw = load_any(args.dataset_name, args.dataset_config, args.dataset_train_split)
+    if args.prompt_column in raw.column_names and detect_layout(raw.column_names, "") != "preference":
+        prompts = [p for p in raw[args.prompt_column] if isinstance(p, str) and p.strip()]
+    else:  # the last user turn of any conversational layout
+        prompts = [row["messages"][-2]["content"] for row in to_sft(raw, args.dataset_name, "skip")[0]]
+    return list(dict.fromkeys(prompts))[: args.num_prompts]
+
+
+def sample(args: CompareArguments, prompts: list[str]) -> list[list[str]]:
+    tokenizer = AutoTokenizer.from_pretrained(args.policy)
+    model = AutoModelForCausalLM.from_pretrained(args.policy, dtype=torch.float32)
+    torch.manual_seed(args.seed)
+    return generate(model, tokenizer, chat_texts(tokenizer, prompts), num_return_sequences=args.responses_per_prompt,
+                    do_sample=True, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
+                    batch_size=max(1, args.batch_size // args.responses_per_prompt), desc="sampling responses")
+
+
+def rank(args: CompareArguments, prompts: list[str], responses: list[list[str]]) -> list[list[int]]:
+    if args.labeler in ("gold", "noisy"):
+        labeler = GoldLabeler(ToyWorld(args.world_seed), args.labeler_temperature if args.labeler == "noisy" else 0,
+                              seed=args.seed)
+        return [labeler.rank(p, rs) for p, rs in zip(prompts, responses)]
+    tokenizer = AutoTokenizer.from_pretrained(args.reward_model)
+    model = AutoModelForSequenceClassification.from_pretrained(args.reward_model, num_labels=1)
+    k = args.responses_per_prompt
+    flat = reward_scores(model, tokenizer, [p for p in prompts for _ in range(k)], [r for rs in responses for r in rs])
+    return [sorted(range(k), key=lambda j: -flat[i * k + j]) for i in range(len(prompts))]
+
+
+def to_pairs(prompts, responses, rankings, ids, gold=None, drop_ties=False) -> list[dict]:
+    """Every pair of a ranking, better first. Identical responses give none, nor, with `drop_ties` (the noise-free
+    labeler, which has no preference there), responses of equal gold score."""
+    pairs = []
+    for i in ids:
+        for better, worse in combinations(rankings[i], 2):
+            chosen, rejected = responses[i][better], responses[i][worse]
+            if chosen == rejected or (drop_ties and gold[i][better] == gold[i][worse]):
+                continue
+            pair = {"prompt": [{"role": "user", "content": prompts[i]}],
+                    "chosen": [{"role": "assistant", "content": chosen}],
+                    "rejected": [{"role": "assistant", "content": rejected}], "prompt_id": i}
+            if gold:
+                pair |= {"gold_chosen": gold[i][better], "gold_rejected": gold[i][worse]}
+            pairs.append(pair)
+    return pairs
+
+
+def main(args: CompareArguments) -> dict:
+    if args.labeler == "human" and args.rankings_file:
+        prompts, responses, rankings = labeling.load(args.rankings_file)
+    else:
+        run_dir.check_input(args.policy, "policy")
+        prompts = load_prompts(args)
+        responses = sample(args, prompts)
+        if args.labeler == "human":
+            path = labeling.export(args.labeling_file, prompts, responses)
+            print(f"wrote {len(prompts)} prompts x {args.responses_per_prompt} responses to {path}; fill in each "
+                  "'ranking' (best first, e.g. 3>1>4>2) and rerun with rankings_file set to the filled-in file")
+            return {"exported": str(path)}
+        rankings = rank(args, prompts, responses)
+    out = run_dir.start_stage(args.output_dir)
+    run_dir.save_config(out, args)
+    world = ToyWorld(args.world_seed) if args.dataset_name is None else None
+    gold = None
+    if world is not None:
+        scorer = GoldLabeler(world, temperature=0)
+        gold = [[scorer.score(p, r) for r in rs] for p, rs in zip(prompts, responses)]
+    order = list(range(len(prompts)))
+    random.Random(args.seed).shuffle(order)
+    n_test = round(args.test_fraction * len(order))
+    splits = {"train": sorted(order[n_test:]), "test": sorted(order[:n_test])}
+    data = DatasetDict({s: Dataset.from_list(to_pairs(prompts, responses, rankings, ids, gold, args.labeler == "gold"))
+                        for s, ids in splits.items()})
+    data.save_to_disk(str(out / "comparisons"))
+    for split, dataset in data.items():
+        dataset.to_json(str(out / f"{split}.jsonl"))
+    with (out / "rankings.jsonl").open("w") as f:
+        for i, p in enumerate(prompts):
+            f.write(json.dumps({"id": i, "prompt": p, "responses": responses[i], "ranking": rankings[i],
+                                **({"gold": gold[i]} if gold else {})}) + "\n")
+    metrics = {"prompts": len(prompts), "responses_per_prompt": len(responses[0]), "labeler": args.labeler,
+               **{f"{s}_pairs": len(d) for s, d in data.items()}}
+    if gold:
+        decided = [r for d in data.values() for r in d if r["gold_chosen"] != r["gold_rejected"]]
+        metrics["labeler_agreement_with_gold"] = sum(r["gold_chosen"] > r["gold_rejected"] for r in decided) / max(
+            1, len(decided))
+        metrics["mean_gold_of_responses"] = sum(map(sum, gold)) / sum(map(len, gold))
+    print(json.dumps(metrics, indent=2))
+    if args.push_to_hub:
+        data.push_to_hub(args.hub_dataset_id, private=args.hub_private)
+    run_dir.mark_complete(out, "compare", metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    main(*parse_config((CompareArguments,)))

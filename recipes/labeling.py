@@ -1,0 +1,60 @@
+"""Labeling files for people: export K responses per prompt as JSONL or CSV, import the filled-in rankings.
+
+A ranking lists the responses best first by their 1-based number, e.g. `3>1>4>2` in CSV or `[3, 1, 4, 2]` in
+JSONL. Every response is ranked once.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+
+class LabelingError(ValueError):
+    """A row of a filled-in labeling file that cannot be read; names file, row and field."""
+
+
+def export(path: str | Path, prompts: list[str], responses: list[list[str]]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{"id": i, "prompt": p, **{f"response_{k + 1}": r for k, r in enumerate(rs)}, "ranking": ""}
+            for i, (p, rs) in enumerate(zip(prompts, responses))]
+    if path.suffix == ".csv":
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    elif path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps({**r, "ranking": None}) + "\n" for r in rows))
+    else:
+        raise ValueError(f"labeling_file {path}: use a .jsonl or .csv file")
+    return path
+
+
+def load(path: str | Path) -> tuple[list[str], list[list[str]], list[list[int]]]:
+    """(prompts, responses, rankings as 0-based indices best first) from a filled-in labeling file."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    elif path.suffix == ".jsonl":
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    else:
+        raise ValueError(f"rankings_file {path}: use a .jsonl or .csv file")
+    prompts, responses, rankings = [], [], []
+    for n, row in enumerate(rows, start=1):
+        keys = sorted((k for k in row if k.startswith("response_")), key=lambda k: int(k.split("_")[1]))
+        if "prompt" not in row or len(keys) < 2:
+            raise LabelingError(f"{path}: row {n}: needs 'prompt' and at least two 'response_N' fields")
+        ranking = row.get("ranking")
+        if isinstance(ranking, str):
+            parts = ranking.replace(" ", "").split(">")
+            ranking = [int(x) for x in parts] if all(x.isdigit() for x in parts) else None
+        if not isinstance(ranking, list) or not ranking or sorted(ranking) != list(range(1, len(keys) + 1)):
+            raise LabelingError(f"{path}: row {n}: field 'ranking': {row.get('ranking')!r} must order all of "
+                                f"1..{len(keys)} once, best first (e.g. {'>'.join(map(str, range(len(keys), 0, -1)))})")
+        prompts.append(row["prompt"])
+        responses.append([row[k] for k in keys])
+        rankings.append([r - 1 for r in ranking])
+    return prompts, responses, rankings

@@ -1,0 +1,104 @@
+"""Stage 2: a reward model trained on chosen/rejected pairs, with a LoRA adapter (QLoRA with `load_in_4bit`).
+
+    python -m recipes.reward --config configs/tiny/reward.yaml
+
+TRL's `RewardTrainer` on a sequence-classification model initialized from the SFT model, so that it shares the
+policy's tokenizer (PPO needs that). The adapter is `SEQ_CLS` with the new `score` head in `modules_to_save`:
+otherwise a reloaded LoRA reward model gets a fresh random head. Each pair is tokenized up to the response's eos,
+the token where PPO reads the reward. Data: the comparisons from `recipes.compare` or any preference dataset
+`recipes/formats.py` reads (hh-rlhf, prompt/chosen/rejected...). Outputs in `output_dir`: the adapter (with the
+score head), the tokenizer and TRL's model card; `merged/`, a plain `AutoModelForSequenceClassification`
+directory; `eval_results.json` (pairwise accuracy on the test split and, on the toy world, agreement with the
+noise-free gold labeler); `config.yaml`; `loss.png`; `stage.json` last.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from datasets import Dataset
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.trainer_utils import get_last_checkpoint
+from trl import ModelConfig, RewardConfig, RewardTrainer, ScriptArguments, get_peft_config, get_quantization_config
+
+from recipes import run_dir
+from recipes.adapters import merge_adapter, model_init_kwargs, with_trainable_tokens
+from recipes.cli import parse_config
+from recipes.data import load_any
+from recipes.formats import to_preference
+from recipes.generation import conversation_ids, reward_scores
+
+
+@dataclass
+class RewardScriptArguments(ScriptArguments):
+    invalid_rows: str = field(default="error", metadata={"help": "'error' or 'skip' malformed rows."})
+    max_eval_pairs: int = field(default=2000, metadata={"help": "Test pairs scored for eval_results.json."})
+    trainable_token_embeddings: list[str] | None = field(default=None, metadata={
+        "help": "Tokens whose embedding rows train beside the adapter; 'all' for every row."})
+
+
+def load_pairs(args: RewardScriptArguments, split: str, tokenizer) -> tuple[Dataset, list | None]:
+    """Tokenized pairs of a split, and the gold scores of each pair where the data has them (the toy world)."""
+    raw = load_any(args.dataset_name, args.dataset_config, split)
+    pairs, report = to_preference(raw, f"{args.dataset_name} [{split}]", args.invalid_rows)
+    print(f"{args.dataset_name} [{split}]: {report}")
+    gold = None
+    if "gold_chosen" in raw.column_names and report.rows_out == report.rows_in:
+        gold = list(zip(raw["gold_chosen"], raw["gold_rejected"]))
+    tokenized = pairs.map(lambda row: {"chosen_ids": conversation_ids(tokenizer, row["prompt"] + row["chosen"]),
+                                       "rejected_ids": conversation_ids(tokenizer, row["prompt"] + row["rejected"])})
+    return tokenized, gold
+
+
+def evaluate_pairs(model, tokenizer, pairs: Dataset, gold: list | None, limit: int) -> dict:
+    """Pairwise accuracy against the data's labels and, where known, against the noise-free gold labeler."""
+    n = min(limit, len(pairs))
+    prompts = [row["prompt"][-1]["content"] for row in pairs.select(range(n))]
+    chosen = reward_scores(model, tokenizer, prompts, [r["chosen"][0]["content"] for r in pairs.select(range(n))])
+    rejected = reward_scores(model, tokenizer, prompts, [r["rejected"][0]["content"] for r in pairs.select(range(n))])
+    metrics = {"pairs": n, "accuracy": sum(c > r for c, r in zip(chosen, rejected)) / n}
+    if gold:
+        decided = [(c > r, g[0] > g[1]) for c, r, g in zip(chosen, rejected, gold[:n]) if g[0] != g[1]]
+        metrics["gold_agreement"] = sum(a == b for a, b in decided) / len(decided)
+        metrics["gold_pairs"] = len(decided)
+    return metrics
+
+
+def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_args: ModelConfig):
+    run_dir.check_input(model_args.model_name_or_path, "model_name_or_path")
+    run_dir.check_input(script_args.dataset_name, "dataset_name")
+    out = run_dir.start_stage(training_args.output_dir)
+    run_dir.save_config(out, script_args, training_args, model_args)
+    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    train, _ = load_pairs(script_args, script_args.dataset_train_split, tokenizer)
+    test, gold = load_pairs(script_args, script_args.dataset_test_split, tokenizer)
+
+    peft_config = get_peft_config(model_args)
+    if peft_config is not None and "score" not in (peft_config.modules_to_save or []):
+        print("adding 'score' to lora_modules_to_save: a LoRA reward model must save its new head")
+        peft_config.modules_to_save = [*(peft_config.modules_to_save or []), "score"]
+    peft_config = with_trainable_tokens(peft_config, model_args.model_name_or_path,
+                                        script_args.trainable_token_embeddings)
+    training_args.model_init_kwargs = model_init_kwargs(model_args)
+    trainer = RewardTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=train,
+                            eval_dataset=test, processing_class=tokenizer, peft_config=peft_config,
+                            quantization_config=get_quantization_config(model_args))
+    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out)))
+    trainer.save_model(out)
+    trainer.save_state()
+    merged = merge_adapter(out, out / "merged", model_args, sequence_classification=True) if peft_config else out
+    trainer.create_model_card(model_name=out.name, dataset_name=script_args.dataset_name,
+                              tags=["rlhf-recipes", "reward-model", "lora"])
+    run_dir.plot_losses(out, trainer.state.log_history, "reward-model loss")
+
+    model = AutoModelForSequenceClassification.from_pretrained(merged, num_labels=1)
+    metrics = evaluate_pairs(model, tokenizer, test, gold, script_args.max_eval_pairs)
+    print(json.dumps(metrics, indent=2))
+    (out / "eval_results.json").write_text(json.dumps(metrics, indent=2))
+    run_dir.mark_complete(out, "reward", metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    main(*parse_config((RewardScriptArguments, RewardConfig, ModelConfig)))

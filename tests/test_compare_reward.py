@@ -1,0 +1,151 @@
+"""Comparison data and the reward model, on the tiny SFT model and on the hh-rlhf sample."""
+
+import json
+
+import pytest
+import torch
+from peft import AutoPeftModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from recipes import compare, labeling, reward, run_dir
+from recipes.cli import parse_config
+from recipes.generation import reward_scores
+from tests.conftest import SHARED_DATA, write_yaml
+from tests.test_sft import run_sft
+
+TINY_COMPARE = {"num_prompts": 24, "test_fraction": 0.25, "responses_per_prompt": 3, "max_new_tokens": 12,
+                "batch_size": 24, "seed": 0}
+TINY_REWARD = {
+    "dtype": "float32", "use_peft": True, "lora_task_type": "SEQ_CLS", "lora_r": 8, "lora_alpha": 16,
+    "lora_target_modules": "all-linear", "max_length": 256, "max_steps": 4, "per_device_train_batch_size": 8,
+    "learning_rate": 5.0e-3, "logging_steps": 1, "save_steps": 100, "gradient_checkpointing": False,
+    "bf16": False, "report_to": "none", "dataloader_pin_memory": False, "seed": 0, "eval_strategy": "no",
+}
+
+
+def run_compare(tmp_path, policy, **overrides):
+    config = write_yaml(tmp_path / "compare.yaml", {**TINY_COMPARE, "policy": str(policy),
+                                                    "output_dir": str(tmp_path / "compare"), **overrides})
+    return compare.main(*parse_config((compare.CompareArguments,), ["--config", str(config)]))
+
+
+def run_reward(tmp_path, model, dataset, **overrides):
+    config = write_yaml(tmp_path / "reward.yaml", {**TINY_REWARD, "model_name_or_path": str(model),
+                                                   "dataset_name": str(dataset),
+                                                   "output_dir": str(tmp_path / "reward"), **overrides})
+    return reward.main(*parse_config((reward.RewardScriptArguments, reward.RewardConfig, reward.ModelConfig),
+                                     ["--config", str(config)])), tmp_path / "reward"
+
+
+@pytest.fixture(scope="module")
+def sft_model(tiny_base, tmp_path_factory):
+    out, _ = run_sft(tmp_path_factory.mktemp("sft"), tiny_base, num_eval_prompts=0)
+    return out / "merged"
+
+
+@pytest.fixture(scope="module")
+def comparisons(sft_model, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compare")
+    return run_compare(tmp, sft_model, labeler="noisy"), tmp / "compare"
+
+
+def test_rankings_expand_into_pairs(comparisons):
+    metrics, out = comparisons
+    assert run_dir.is_complete(out)
+    rows = [json.loads(line) for line in (out / "rankings.jsonl").read_text().splitlines()]
+    assert len(rows) == 24 and all(sorted(r["ranking"]) == [0, 1, 2] for r in rows)
+    train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    # K=3 gives at most 3 pairs per prompt; identical responses give none
+    assert 0 < metrics["train_pairs"] + metrics["test_pairs"] <= 24 * 3
+    assert metrics["train_pairs"] == len(train)
+    first = rows[train[0]["prompt_id"]]
+    ranked = [first["responses"][i] for i in first["ranking"]]
+    assert ranked.index(train[0]["chosen"][0]["content"]) < ranked.index(train[0]["rejected"][0]["content"])
+    assert {r["prompt_id"] for r in train}.isdisjoint(
+        json.loads(line)["prompt_id"] for line in (out / "test.jsonl").read_text().splitlines())
+
+
+def test_gold_labeler_pairs_always_prefer_the_higher_gold_score(sft_model, tmp_path):
+    metrics = run_compare(tmp_path, sft_model, labeler="gold")
+    assert metrics["labeler_agreement_with_gold"] == 1.0
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_labeling_round_trip_is_lossless(tmp_path, suffix):
+    prompts = ["What is 2 + 3?", 'Quote "this", please,\nover two lines.']
+    responses = [["2 + 3 = 5.", "", "It is 5, I think."], ['"this", please,\nover two lines.', "No.", "  x  "]]
+    path = labeling.export(tmp_path / f"label{suffix}", prompts, responses)
+    text = path.read_text()
+    if suffix == ".csv":
+        lines = text.split("\n", 1)
+        text = lines[0] + "\n" + lines[1].replace('",\n', '",3>1>2\n', 1)  # a person fills in the rankings
+        text = text.rstrip("\n").rsplit(",", 1)[0] + ",2>3>1\n"
+    else:
+        rows = [json.loads(line) for line in text.splitlines()]
+        rows[0]["ranking"], rows[1]["ranking"] = [3, 1, 2], [2, 3, 1]
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+    path.write_text(text)
+    got_prompts, got_responses, rankings = labeling.load(path)
+    assert got_prompts == prompts and got_responses == responses
+    assert rankings == [[2, 0, 1], [1, 2, 0]]
+
+
+def test_human_labeling_exports_then_imports(sft_model, tmp_path):
+    labels = tmp_path / "to_label.jsonl"
+    assert run_compare(tmp_path, sft_model, labeler="human", labeling_file=str(labels)) == {"exported": str(labels)}
+    assert not (tmp_path / "compare" / "stage.json").exists()  # nothing to train on until people rank
+    rows = [json.loads(line) for line in labels.read_text().splitlines()]
+    for row in rows:
+        row["ranking"] = [1, 2, 3]
+    labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = run_compare(tmp_path, sft_model, labeler="human", rankings_file=str(labels))
+    assert metrics["prompts"] == 24 and run_dir.is_complete(tmp_path / "compare")
+
+
+def test_bad_ranking_names_file_row_and_field(tmp_path):
+    path = labeling.export(tmp_path / "l.jsonl", ["a", "b"], [["x", "y"], ["x", "y"]])
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["ranking"], rows[1]["ranking"] = [1, 2], [1, 1]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(labeling.LabelingError, match=r"l.jsonl: row 2: field 'ranking'"):
+        labeling.load(path)
+
+
+@pytest.fixture(scope="module")
+def reward_run(sft_model, comparisons, tmp_path_factory):
+    return run_reward(tmp_path_factory.mktemp("reward"), sft_model, comparisons[1] / "comparisons")
+
+
+def test_reward_model_trains_and_reports_gold_agreement(reward_run):
+    metrics, out = reward_run
+    assert run_dir.is_complete(out)
+    assert 0 <= metrics["accuracy"] <= 1 and "gold_agreement" in metrics
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["task_type"] == "SEQ_CLS" and "score" in config["modules_to_save"]
+
+
+def test_lora_reward_model_reloads_with_identical_scores(reward_run, sft_model):
+    _, out = reward_run
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    prompts, responses = ["What is 2 + 3?"] * 3, ["2 + 3 = 5.", "Ugh, obviously 5.", ""]
+    adapter = AutoPeftModelForSequenceClassification.from_pretrained(out, num_labels=1)
+    merged = AutoModelForSequenceClassification.from_pretrained(out / "merged", num_labels=1)
+    again = AutoPeftModelForSequenceClassification.from_pretrained(out, num_labels=1)
+    a, b, c = (reward_scores(m, tokenizer, prompts, responses) for m in (adapter, merged, again))
+    assert a == c  # the score head was saved, not re-initialized at random
+    assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-4)
+    fresh = AutoModelForSequenceClassification.from_pretrained(sft_model, num_labels=1)
+    assert reward_scores(fresh, tokenizer, prompts, responses) != a
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "hh-rlhf").exists(), reason="../shared/data is absent")
+def test_reward_model_trains_on_hh_rlhf_sample(tiny_base, tmp_path):
+    metrics, out = run_reward(tmp_path, tiny_base, SHARED_DATA / "hh-rlhf" / "harmless-base-test.jsonl.gz",
+                              invalid_rows="skip", dataset_test_split="train", max_eval_pairs=16, max_steps=2)
+    assert run_dir.is_complete(out) and metrics["pairs"] == 16
+
+
+def test_reward_model_can_be_the_labeler(sft_model, reward_run, tmp_path):
+    _, out = reward_run
+    metrics = run_compare(tmp_path, sft_model, labeler="reward_model", reward_model=str(out / "merged"))
+    assert metrics["labeler"] == "reward_model" and metrics["train_pairs"] > 0
