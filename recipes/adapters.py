@@ -45,8 +45,11 @@ def merge_adapter(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, mo
     extra = {"num_labels": 1} if sequence_classification else {}
     model = auto.from_pretrained(adapter_dir, dtype=dtype, revision=model_args.model_revision, **extra)
     merged = model.merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    if merged.config.pad_token_id is None:  # a classifier finds each sequence's last token through it
+        merged.config.pad_token_id = tokenizer.pad_token_id
     out = Path(out_dir)
     shutil.rmtree(out, ignore_errors=True)
     merged.save_pretrained(out)
-    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(out)
+    tokenizer.save_pretrained(out)
     return out

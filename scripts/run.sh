@@ -6,3 +6,5 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 "$PY" -m recipes.pretrain --config configs/tiny/pretrain.yaml
 "$PY" -m recipes.sft --config configs/tiny/sft.yaml
+"$PY" -m recipes.compare --config configs/tiny/compare.yaml
+"$PY" -m recipes.reward --config configs/tiny/reward.yaml

@@ -1,0 +1,91 @@
+"""The real-model configs, run offline: the same architecture as their Hub model, at tiny size with random
+weights and a tokenizer that is not the toy world's (no chat template, no pad token, eos = <|endoftext|>)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from recipes import compare, reward, run_dir, sft
+from recipes.cli import parse_config
+from tests.conftest import ROOT, write_yaml
+
+REAL = ROOT / "configs" / "smollm2-135m"
+# HuggingFaceTB/SmolLM2-135M's architecture: Llama, grouped-query attention (9 heads, 3 KV heads), tied
+# embeddings, rope_theta 1e5. Here with the sizes shrunk.
+SMOLLM2_TINY = {"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 6,
+                "num_key_value_heads": 2, "tie_word_embeddings": True, "rope_theta": 100000.0,
+                "max_position_embeddings": 512}
+CPU = {"bf16": False, "dtype": "float32", "max_steps": 2, "per_device_train_batch_size": 2,
+       "gradient_accumulation_steps": 1, "max_length": 192, "logging_steps": 1, "save_steps": 100,
+       "report_to": "none", "dataloader_pin_memory": False}
+
+
+def hh_rows(n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        prompt = f"\n\nHuman: How do I water plant number {i}?"
+        if i % 3 == 0:  # multi-turn
+            prompt += f"\n\nAssistant: Which plant?\n\nHuman: The fern number {i}."
+        rows.append({"chosen": f"{prompt}\n\nAssistant: Water it once a week, gently.",
+                     "rejected": f"{prompt}\n\nAssistant: I don't know."})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def hub_like(tmp_path_factory) -> tuple[Path, Path]:
+    """(a tiny SmolLM2-architecture model directory, an hh-rlhf-format JSONL file)."""
+    tmp = tmp_path_factory.mktemp("hub_like")
+    data = tmp / "hh.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in hh_rows(40)))
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    texts = [r["chosen"] + r["rejected"] for r in hh_rows(40)]
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                        additional_special_tokens=["<|im_start|>", "<|im_end|>"])
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), bos_token_id=0, eos_token_id=0,
+                                         **SMOLLM2_TINY))
+    model.save_pretrained(tmp / "model")
+    tokenizer.save_pretrained(tmp / "model")
+    return tmp / "model", data
+
+
+@pytest.mark.parametrize("variant", ["lora", "qlora"])
+def test_real_sft_and_reward_configs_run_offline(hub_like, tmp_path, variant):
+    # QLoRA keeps the config's bfloat16: TRL casts QLoRA adapter weights (the score head too) to bf16.
+    cpu = {**CPU, "dtype": "bfloat16"} if variant == "qlora" else CPU
+    model, data = hub_like
+    sft_config = write_yaml(tmp_path / "sft.yaml", {**yaml.safe_load((REAL / f"sft_{variant}.yaml").read_text()),
+                                                    **cpu, "model_name_or_path": str(model),
+                                                    "dataset_name": str(data), "output_dir": str(tmp_path / "sft")})
+    sft.main(*parse_config((sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig), ["--config", str(sft_config)]))
+    assert run_dir.is_complete(tmp_path / "sft")
+    reward_config = write_yaml(tmp_path / "reward.yaml", {
+        **yaml.safe_load((REAL / f"reward_{variant}.yaml").read_text()), **cpu, "eval_strategy": "no",
+        "model_name_or_path": str(tmp_path / "sft" / "merged"), "dataset_name": str(data),
+        "dataset_test_split": "train", "max_eval_pairs": 8, "output_dir": str(tmp_path / "reward")})
+    metrics = reward.main(*parse_config((reward.RewardScriptArguments, reward.RewardConfig, reward.ModelConfig),
+                                        ["--config", str(reward_config)]))
+    assert run_dir.is_complete(tmp_path / "reward") and metrics["pairs"] == 8
+
+
+def test_real_compare_config_exports_a_labeling_file(hub_like, tmp_path):
+    model, data = hub_like
+    sft_config = write_yaml(tmp_path / "sft.yaml", {**yaml.safe_load((REAL / "sft_lora.yaml").read_text()), **CPU,
+                                                    "model_name_or_path": str(model), "dataset_name": str(data),
+                                                    "output_dir": str(tmp_path / "sft")})
+    sft.main(*parse_config((sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig), ["--config", str(sft_config)]))
+    config = write_yaml(tmp_path / "compare.yaml", {
+        **yaml.safe_load((REAL / "compare.yaml").read_text()), "policy": str(tmp_path / "sft" / "merged"),
+        "dataset_name": str(data), "dataset_train_split": "train", "num_prompts": 5, "max_new_tokens": 6,
+        "labeling_file": str(tmp_path / "to_label.csv"), "output_dir": str(tmp_path / "compare")})
+    result = compare.main(*parse_config((compare.CompareArguments,), ["--config", str(config)]))
+    assert result == {"exported": str(tmp_path / "to_label.csv")}
+    assert (tmp_path / "to_label.csv").read_text().startswith("id,prompt,response_1,response_2,response_3")
