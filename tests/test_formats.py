@@ -101,3 +101,12 @@ def test_alpaca_seed_tasks_convert():
     print(f"alpaca seed tasks: {report}")
     assert report.rows_in == len(raw) and report.rows_out >= len(raw)
     assert all(m["messages"][-1]["role"] == "assistant" for m in dataset)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".parquet", ".csv"])
+def test_local_files_of_every_type_load(tmp_path, suffix):
+    rows = Dataset.from_list([{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(3)])
+    path = tmp_path / f"data{suffix}"
+    {".json": rows.to_json, ".parquet": rows.to_parquet, ".csv": rows.to_csv}[suffix](str(path))
+    dataset, report = to_sft(load_any(str(path)), str(path))
+    assert report.rows_out == 3 and dataset[2]["messages"][1]["content"] == "a2"
