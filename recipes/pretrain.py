@@ -151,7 +151,6 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     metrics = {"perplexity": math.exp(eval_loss),
                "unigram_perplexity": unigram_perplexity(train_blocks, eval_blocks, len(tokenizer)),
                "eval_tokens": len(eval_blocks) * (args.block_size - 1),
-               "train_tokens_seen": trainer.state.num_input_tokens_seen or None,
                "parameters": model.num_parameters(), "train_runtime_s": trainer.state.log_history[-1].get(
                    "train_runtime")}
     print(f"held-out perplexity {metrics['perplexity']:.2f} (unigram baseline {metrics['unigram_perplexity']:.2f})")

@@ -54,9 +54,10 @@ def load_pairs(args: RewardScriptArguments, split: str, tokenizer) -> tuple[Data
 def evaluate_pairs(model, tokenizer, pairs: Dataset, gold: list | None, limit: int) -> dict:
     """Pairwise accuracy against the data's labels and, where known, against the noise-free gold labeler."""
     n = min(limit, len(pairs))
-    prompts = [row["prompt"][-1]["content"] for row in pairs.select(range(n))]
-    chosen = reward_scores(model, tokenizer, prompts, [r["chosen"][0]["content"] for r in pairs.select(range(n))])
-    rejected = reward_scores(model, tokenizer, prompts, [r["rejected"][0]["content"] for r in pairs.select(range(n))])
+    rows = pairs.select(range(n)).to_list()
+    prompts = [row["prompt"][-1]["content"] for row in rows]
+    chosen = reward_scores(model, tokenizer, prompts, [row["chosen"][0]["content"] for row in rows])
+    rejected = reward_scores(model, tokenizer, prompts, [row["rejected"][0]["content"] for row in rows])
     metrics = {"pairs": n, "accuracy": sum(c > r for c, r in zip(chosen, rejected)) / n}
     if gold:
         decided = [(c > r, g[0] > g[1]) for c, r, g in zip(chosen, rejected, gold[:n]) if g[0] != g[1]]
