@@ -1,5 +1,6 @@
 """Comparison data and the reward model, on the tiny SFT model and on the hh-rlhf sample."""
 
+import csv
 import json
 
 import pytest
@@ -75,16 +76,21 @@ def test_labeling_round_trip_is_lossless(tmp_path, suffix):
     prompts = ["What is 2 + 3?", 'Quote "this", please,\nover two lines.']
     responses = [["2 + 3 = 5.", "", "It is 5, I think."], ['"this", please,\nover two lines.', "No.", "  x  "]]
     path = labeling.export(tmp_path / f"label{suffix}", prompts, responses)
-    text = path.read_text()
+    filled = ["3>1>2", "2>3>1"]  # what a person types in
     if suffix == ".csv":
-        lines = text.split("\n", 1)
-        text = lines[0] + "\n" + lines[1].replace('",\n', '",3>1>2\n', 1)  # a person fills in the rankings
-        text = text.rstrip("\n").rsplit(",", 1)[0] + ",2>3>1\n"
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        for row, ranking in zip(rows, filled):
+            row["ranking"] = ranking
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
     else:
-        rows = [json.loads(line) for line in text.splitlines()]
-        rows[0]["ranking"], rows[1]["ranking"] = [3, 1, 2], [2, 3, 1]
-        text = "".join(json.dumps(r) + "\n" for r in rows)
-    path.write_text(text)
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        for row, ranking in zip(rows, filled):
+            row["ranking"] = [int(r) for r in ranking.split(">")]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     got_prompts, got_responses, rankings = labeling.load(path)
     assert got_prompts == prompts and got_responses == responses
     assert rankings == [[2, 0, 1], [1, 2, 0]]
