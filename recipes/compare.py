@@ -27,8 +27,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from recipes import labeling, run_dir
 from recipes.cli import parse_config
-from recipes.data import load_any
-from recipes.formats import detect_layout, to_sft
+from recipes.data import load_prompts as dataset_prompts
 from recipes.generation import chat_texts, generate, reward_scores
 from recipes.toy_world import DEFAULT_LABELER_TEMPERATURE, GoldLabeler, ToyWorld
 
@@ -81,12 +80,8 @@ class CompareArguments:
 def load_prompts(args: CompareArguments) -> list[str]:
     if args.dataset_name is None:
         return [t.prompt for t in ToyWorld(args.world_seed).tasks("compare", args.num_prompts)]
-    raw = load_any(args.dataset_name, args.dataset_config, args.dataset_train_split)
-    if args.prompt_column in raw.column_names and detect_layout(raw.column_names, "") != "preference":
-        prompts = [p for p in raw[args.prompt_column] if isinstance(p, str) and p.strip()]
-    else:  # the last user turn of any conversational layout
-        prompts = [row["messages"][-2]["content"] for row in to_sft(raw, args.dataset_name, "skip")[0]]
-    return list(dict.fromkeys(prompts))[: args.num_prompts]
+    return dataset_prompts(args.dataset_name, args.dataset_config, args.dataset_train_split, args.prompt_column,
+                           args.num_prompts)
 
 
 def sample(args: CompareArguments, prompts: list[str]) -> list[list[str]]:

@@ -23,3 +23,17 @@ def load_any(name: str, config: str | None = None, split: str = "train") -> Data
     if path.suffix in _BUILDERS or name.startswith((".", "/")):
         raise FileNotFoundError(f"{name}: no such file or directory")
     return load_dataset(name, config, split=split)  # a Hub dataset id
+
+
+def load_prompts(name: str, config: str | None, split: str, column: str = "prompt",
+                 limit: int | None = None) -> list[str]:
+    """Distinct user prompts of a dataset: its `column` of strings, or the last user turn of any conversational
+    layout `recipes/formats.py` reads (messages, hh-rlhf, preference pairs...)."""
+    from recipes.formats import detect_layout, to_sft
+
+    raw = load_any(name, config, split)
+    if column in raw.column_names and detect_layout(raw.column_names, "") != "preference":
+        prompts = [p for p in raw[column] if isinstance(p, str) and p.strip()]
+    else:
+        prompts = [row["messages"][-2]["content"] for row in to_sft(raw, name, "skip")[0]]
+    return list(dict.fromkeys(prompts))[:limit]

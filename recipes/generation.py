@@ -60,11 +60,13 @@ def mean_ci(values: list[float]) -> dict:
 
 
 def gold_eval(model, tokenizer, world, labeler, tasks, *, fewshot: bool = False, max_new_tokens: int = 48,
-              desc: str = "gold eval") -> dict:
-    """Greedy responses to `tasks`, scored by the gold labeler: mean with CI, per family, and the responses."""
+              temperature: float = 0.0, desc: str = "gold eval") -> dict:
+    """Responses to `tasks` (greedy at temperature 0), scored by the gold labeler: mean with CI, per family, and
+    the responses."""
     prompts = [t.prompt for t in tasks]
     texts = [world.fewshot_prompt(p) for p in prompts] if fewshot else chat_texts(tokenizer, prompts)
     responses = [r[0] for r in generate(model, tokenizer, texts, max_new_tokens=max_new_tokens,
+                                        do_sample=temperature > 0, temperature=temperature or 1.0,
                                         stop_at_newline=fewshot, desc=desc)]
     scores = [labeler.score(p, r) for p, r in zip(prompts, responses)]
     families: dict[str, list[float]] = {}
@@ -98,3 +100,48 @@ def reward_scores(model, tokenizer, prompts: list[str], responses: list[str], ba
         logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits
         scores += logits[:, 0].float().tolist()
     return scores
+
+
+def win_rate(labeler, prompts: list[str], responses: list[str], baseline: list[str]) -> dict:
+    """How often the labeler prefers `responses` over `baseline`, a tie counting half: the mean with its 95% CI,
+    and the counts of wins, ties and losses."""
+    outcomes = []
+    for prompt, ours, theirs in zip(prompts, responses, baseline, strict=True):
+        a, b = labeler.score(prompt, ours), labeler.score(prompt, theirs)
+        outcomes.append(1.0 if a > b else 0.5 if a == b else 0.0)
+    return {**mean_ci(outcomes), "wins": outcomes.count(1.0), "ties": outcomes.count(0.5),
+            "losses": outcomes.count(0.0)}
+
+
+@torch.no_grad()
+def kl_to_reference(policy, reference, tokenizer, prompts: list[str], *, max_new_tokens: int = 48,
+                    batch_size: int = 64, desc: str = "KL to reference") -> dict:
+    """KL(policy || reference) per response, estimated on responses sampled from the policy (temperature 1): the
+    mean over responses of the summed log-ratio of their tokens, up to and including eos. Also their mean length."""
+    policy.eval()
+    reference.eval()
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    eos = stop_ids(policy, tokenizer)
+    kls, lengths = [], []
+    try:
+        texts = chat_texts(tokenizer, prompts)
+        for start in tqdm(range(0, len(texts), batch_size), desc=desc, leave=False):
+            batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(policy.device)
+            width = batch["input_ids"].shape[1]
+            sequences = policy.generate(**batch, max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0,
+                                        top_k=0, top_p=1.0, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
+            response = sequences[:, width:]
+            is_eos = torch.isin(response, torch.tensor(eos, device=response.device))
+            # keep tokens up to and including the first eos (generate pads after it)
+            keep = (is_eos.cumsum(1) - is_eos.long()) == 0
+            mask = torch.cat([batch["attention_mask"], keep.long()], 1)
+            logratio = 0
+            for model, sign in ((policy, 1), (reference, -1)):
+                logits = model(input_ids=sequences, attention_mask=mask).logits[:, width - 1:-1].float()
+                logratio = logratio + sign * logits.log_softmax(-1).gather(-1, response.unsqueeze(-1)).squeeze(-1)
+            kls += (logratio * keep).sum(1).tolist()
+            lengths += keep.sum(1).tolist()
+    finally:
+        tokenizer.padding_side = side
+    return {"kl": mean_ci(kls), "mean_tokens": sum(lengths) / len(lengths)}

@@ -52,20 +52,32 @@ def _plain(value):
 
 def plot_losses(output_dir: str | os.PathLike, log_history: list[dict], title: str) -> Path:
     """loss.png: training loss (and eval loss, where logged) against step."""
+    return plot_curves(output_dir, log_history, {title: ["loss", "eval_loss"]}, title, "loss.png")
+
+
+def plot_curves(output_dir: str | os.PathLike, log_history: list[dict], panels: dict[str, list[str] | dict[str, str]],
+                title: str, filename: str) -> Path:
+    """One panel per entry of `panels` ({panel title: logged keys, or {logged key: legend label}}), each key
+    plotted against step."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key in ("loss", "eval_loss"):
-        points = [(row["step"], row[key]) for row in log_history if key in row]
-        if points:
-            ax.plot(*zip(*points), label=key, marker="." if key == "eval_loss" else None)
-    ax.set(xlabel="step", ylabel="loss", title=title)
-    ax.legend()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 + 3.2 * len(panels), 3.5), squeeze=False)
+    for ax, (name, keys) in zip(axes[0], panels.items()):
+        labels = keys if isinstance(keys, dict) else {key: key for key in keys}
+        for key, label in labels.items():
+            points = [(row["step"], row[key]) for row in log_history if key in row]
+            if points:
+                ax.plot(*zip(*points), label=label, marker="." if len(points) < 30 else None)
+        ax.set(xlabel="step", title=name)
+        if any(key in row for row in log_history for key in keys):
+            ax.legend(fontsize="small")
+    if len(panels) > 1:
+        fig.suptitle(title)
     fig.tight_layout()
-    path = Path(output_dir) / "loss.png"
+    path = Path(output_dir) / filename
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -8,3 +8,4 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 "$PY" -m recipes.sft --config configs/tiny/sft.yaml
 "$PY" -m recipes.compare --config configs/tiny/compare.yaml
 "$PY" -m recipes.reward --config configs/tiny/reward.yaml
+"$PY" -m recipes.ppo --config configs/tiny/ppo.yaml

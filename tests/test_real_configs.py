@@ -9,7 +9,7 @@ import yaml
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from recipes import compare, reward, run_dir, sft
+from recipes import compare, ppo, reward, run_dir, sft
 from recipes.cli import parse_config
 from tests.conftest import ROOT, write_yaml
 
@@ -22,6 +22,10 @@ SMOLLM2_TINY = {"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers":
 CPU = {"bf16": False, "dtype": "float32", "max_steps": 2, "per_device_train_batch_size": 2,
        "gradient_accumulation_steps": 1, "max_length": 192, "logging_steps": 1, "save_steps": 100,
        "report_to": "none", "dataloader_pin_memory": False}
+
+PPO_CPU = {"bf16": False, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2, "total_episodes": 8,
+           "local_rollout_forward_batch_size": 4, "response_length": 8, "num_ppo_epochs": 1,
+           "num_sample_generations": 0, "logging_steps": 1, "report_to": "none"}
 
 
 def hh_rows(n: int) -> list[dict]:
@@ -58,7 +62,7 @@ def hub_like(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("variant", ["lora", "qlora"])
-def test_real_sft_and_reward_configs_run_offline(hub_like, tmp_path, variant):
+def test_real_sft_reward_and_ppo_configs_run_offline(hub_like, tmp_path, variant):
     # QLoRA keeps the config's bfloat16: TRL casts QLoRA adapter weights (the score head too) to bf16.
     cpu = {**CPU, "dtype": "bfloat16"} if variant == "qlora" else CPU
     model, data = hub_like
@@ -74,6 +78,13 @@ def test_real_sft_and_reward_configs_run_offline(hub_like, tmp_path, variant):
     metrics = reward.main(*parse_config((reward.RewardScriptArguments, reward.RewardConfig, reward.ModelConfig),
                                         ["--config", str(reward_config)]))
     assert run_dir.is_complete(tmp_path / "reward") and metrics["pairs"] == 8
+    ppo_config = write_yaml(tmp_path / "ppo.yaml", {
+        **yaml.safe_load((REAL / f"ppo_{variant}.yaml").read_text()), **PPO_CPU, "dtype": cpu["dtype"],
+        "sft_model_path": str(tmp_path / "sft" / "merged"), "reward_model_path": str(tmp_path / "reward" / "merged"),
+        "dataset_name": str(data), "output_dir": str(tmp_path / "ppo")})
+    metrics = ppo.main(*parse_config((ppo.PPOScriptArguments, ppo.PPOConfig, ppo.ModelConfig),
+                                     ["--config", str(ppo_config)]))
+    assert run_dir.is_complete(tmp_path / "ppo") and metrics["episode"] == 8 and "eval" not in metrics
 
 
 def test_real_compare_config_exports_a_labeling_file(hub_like, tmp_path):

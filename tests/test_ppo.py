@@ -1,0 +1,112 @@
+"""Stage 3: PPO with a LoRA policy on the tiny SFT model."""
+
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+from trl.experimental.ppo.ppo_trainer import forward
+
+from recipes import ppo, run_dir
+from recipes.cli import ConfigError, parse_config
+from tests.conftest import write_yaml
+from tests.test_sft import run_sft
+
+TINY_PPO = {
+    "dtype": "float32", "use_peft": True, "lora_r": 8, "lora_alpha": 16, "lora_target_modules": "all-linear",
+    "num_prompts": 32, "per_device_train_batch_size": 8, "local_rollout_forward_batch_size": 8,
+    "total_episodes": 24, "response_length": 10, "num_ppo_epochs": 1, "learning_rate": 1.0e-2,
+    "stop_token": "eos", "missing_eos_penalty": 1.0, "kl_coef": 0.05, "gold_eval_steps": 2,
+    "gold_eval_prompts": 8, "num_eval_prompts": 16, "logging_steps": 1, "save_strategy": "no",
+    "num_sample_generations": 0, "bf16": False, "report_to": "none", "seed": 0,
+}
+TYPES = (ppo.PPOScriptArguments, ppo.PPOConfig, ppo.ModelConfig)
+
+
+@pytest.fixture(scope="module")
+def models(tiny_base, tmp_path_factory):
+    """(a tiny SFT model, a reward model made from it with an untrained score head)."""
+    tmp = tmp_path_factory.mktemp("ppo_models")
+    out, _ = run_sft(tmp, tiny_base, num_eval_prompts=0)
+    reward = AutoModelForSequenceClassification.from_pretrained(out / "merged", num_labels=1)
+    reward.config.pad_token_id = AutoTokenizer.from_pretrained(out / "merged").pad_token_id
+    reward.save_pretrained(tmp / "reward")
+    return out / "merged", tmp / "reward"
+
+
+def config(tmp_path, models, **overrides) -> list[str]:
+    sft, reward = models
+    path = write_yaml(tmp_path / "ppo.yaml", {**TINY_PPO, "sft_model_path": str(sft), "reward_model_path": str(reward),
+                                              "output_dir": str(tmp_path / "ppo"), **overrides})
+    return ["--config", str(path)]
+
+
+@pytest.fixture(scope="module")
+def ppo_run(models, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ppo")
+    return ppo.main(*parse_config(TYPES, config(tmp, models))), tmp / "ppo"
+
+
+def test_ppo_run_logs_gold_and_reward_model_scores(ppo_run):
+    metrics, out = ppo_run
+    assert run_dir.is_complete(out)
+    history = json.loads((out / "log_history.json").read_text())
+    steps = [row for row in history if "objective/kl" in row]
+    assert [row["step"] for row in steps] == [1, 2, 3]
+    assert all(k in steps[0] for k in ("objective/scores", "objective/entropy", "val/num_eos_tokens"))
+    gold = [row for row in history if "gold/score" in row]
+    assert [row["step"] for row in gold] == [0, 2, 3]  # before training, every gold_eval_steps, and at the end
+    assert all(0 <= row["gold/score"] <= 1 and row["gold/response_tokens"] >= 0 and "gold/reward_model_score" in row
+               for row in gold)
+    assert (out / "curves.png").stat().st_size > 0
+    result = json.loads((out / "eval_results.json").read_text())
+    win = result["ppo_win_rate_vs_sft"]
+    assert win["n"] == 16 and win["wins"] + win["ties"] + win["losses"] == 16
+    assert result["ppo_kl_to_sft"]["kl"]["n"] == 16 and result["ppo"]["gold"]["n"] == 16
+    assert "PPO" in (out / "README.md").read_text()
+
+
+def test_ppo_outputs_load_with_plain_transformers_and_peft(ppo_run, models):
+    _, out = ppo_run
+    chat = pipeline("text-generation", model=str(out / "merged"))
+    reply = chat([{"role": "user", "content": "What is 2 + 3?"}], max_new_tokens=5, do_sample=False)
+    assert reply[0]["generated_text"][-1]["role"] == "assistant"
+    adapter = load_file(out / "adapter_model.safetensors")
+    assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in adapter.items())
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(models[0]), out)
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    ids = torch.tensor([[1, 5, 9, 14]])
+    assert torch.allclose(peft_model(ids).logits, merged(ids).logits, atol=1e-4)
+
+
+def test_reference_log_probs_are_the_sft_models(models, tmp_path):
+    """The known pitfall: with PEFT the reference must be the SFT model (the adapter switched off)."""
+    script_args, training_args, model_args = parse_config(TYPES, config(tmp_path, models, gold_eval_steps=0))
+    trainer = ppo.build_trainer(script_args, training_args, model_args)
+    trainer.train()
+    sft = AutoModelForCausalLM.from_pretrained(models[0])
+    pad = trainer.processing_class.pad_token_id
+    batch = torch.tensor([trainer.train_dataset[0]["input_ids"]])
+    policy = trainer.model.policy
+    with torch.no_grad(), trainer.null_ref_context():
+        reference = forward(policy, batch, pad).logits
+    with torch.no_grad():
+        trained = forward(policy, batch, pad).logits
+        expected = forward(sft, batch, pad).logits
+    assert torch.allclose(reference.log_softmax(-1), expected.log_softmax(-1), atol=1e-5)
+    assert not torch.allclose(trained.log_softmax(-1), expected.log_softmax(-1), atol=1e-3)  # PPO did train
+
+
+def test_ppo_refuses_model_name_or_path(models, tmp_path):
+    with pytest.raises(ConfigError, match="sft_model_path"):
+        ppo.main(*parse_config(TYPES, config(tmp_path, models, model_name_or_path="x")))
+
+
+def test_ppo_refuses_an_unfinished_reward_stage(models, tmp_path):
+    unfinished = tmp_path / "reward"
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text("output_dir: x\n")
+    with pytest.raises(ValueError, match="reward_model_path: .* unfinished stage"):
+        ppo.main(*parse_config(TYPES, config(tmp_path, models, reward_model_path=str(unfinished))))
