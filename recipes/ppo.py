@@ -123,7 +123,8 @@ def compare_with_sft(args, training_args, tokenizer, reward_model, labeler, fina
         rm = reward_scores(reward_model, tokenizer, prompts, responses[name])
         results[name] = {**result, "reward_model_score": sum(rm) / len(rm),
                          "mean_words": sum(len(r.split()) for r in responses[name]) / len(prompts)}
-        results[name].pop("scores")
+    results["ppo_gold_change_vs_sft"] = mean_ci([p - s for p, s in zip(results["ppo"].pop("scores"),
+                                                                         results["sft"].pop("scores"))])
     results["ppo_win_rate_vs_sft"] = win_rate(labeler, prompts, responses["ppo"], responses["sft"])
     torch.manual_seed(training_args.seed)
     results["ppo_kl_to_sft"] = kl_to_reference(models["ppo"], models["sft"], tokenizer, prompts,
@@ -187,14 +188,20 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
         metrics["overoptimization"] = monitor.overoptimization  # None: not seen
     if script_args.dataset_name is None and script_args.num_eval_prompts:
         labeler = GoldLabeler(ToyWorld(script_args.world_seed), temperature=0)
-        metrics["eval"] = compare_with_sft(script_args, training_args, trainer.processing_class,
-                                           trainer.reward_model, labeler, final, out)
-        results = {**metrics["eval"], "overoptimization": metrics.get("overoptimization")}
-        (out / "eval_results.json").write_text(json.dumps(results, indent=2))
-        e = metrics["eval"]
+        e = metrics["eval"] = compare_with_sft(script_args, training_args, trainer.processing_class,
+                                               trainer.reward_model, labeler, final, out)
         print(f"gold: sft {e['sft']['gold']['mean']:.3f}, ppo {e['ppo']['gold']['mean']:.3f}; PPO win rate vs SFT "
               f"{e['ppo_win_rate_vs_sft']['mean']:.3f} (95% CI {e['ppo_win_rate_vs_sft']['ci95'][0]:.3f}-"
               f"{e['ppo_win_rate_vs_sft']['ci95'][1]:.3f}); KL to SFT {e['ppo_kl_to_sft']['kl']['mean']:.2f}")
+        rm = (e["sft"]["reward_model_score"], e["ppo"]["reward_model_score"])
+        if e["ppo_gold_change_vs_sft"]["ci95"][1] < 0 and rm[1] > rm[0]:
+            print(f"WARNING: overoptimization: on held-out prompts PPO's gold score is below SFT's "
+                  f"({e['ppo']['gold']['mean']:.3f} vs {e['sft']['gold']['mean']:.3f}) while its reward-model score "
+                  f"is higher ({rm[1]:.3f} vs {rm[0]:.3f}); raise kl_coef or train for fewer episodes")
+            metrics["overoptimization"] = {**(metrics.get("overoptimization") or {}), "below_sft": {
+                "gold_change": e["ppo_gold_change_vs_sft"], "reward_model_scores": dict(zip(("sft", "ppo"), rm))}}
+        results = {**e, "overoptimization": metrics.get("overoptimization")}
+        (out / "eval_results.json").write_text(json.dumps(results, indent=2))
     run_dir.mark_complete(out, "ppo", metrics)
     return metrics
 

@@ -110,3 +110,16 @@ def test_ppo_refuses_an_unfinished_reward_stage(models, tmp_path):
     (unfinished / "config.yaml").write_text("output_dir: x\n")
     with pytest.raises(ValueError, match="reward_model_path: .* unfinished stage"):
         ppo.main(*parse_config(TYPES, config(tmp_path, models, reward_model_path=str(unfinished))))
+
+
+def test_overoptimization_is_flagged_only_when_gold_falls_as_the_reward_model_score_rises():
+    def monitor(checks):
+        m = ppo.GoldMonitor(None, None, [], None, every=1, max_new_tokens=1)
+        m.checks = [(step, [gold + 0.01 * (i % 3) for i in range(30)], rm) for step, gold, rm in checks]
+        m.on_train_end(None, None, None)
+        return m.overoptimization
+
+    flagged = monitor([(0, 0.5, 0.1), (4, 0.6, 0.2), (8, 0.4, 0.5)])
+    assert flagged["best_step"] == 4 and flagged["gold_at_end"] < flagged["gold_at_best"]
+    assert monitor([(0, 0.5, 0.1), (4, 0.6, 0.5), (8, 0.4, 0.3)]) is None  # the reward model saw the fall too
+    assert monitor([(0, 0.5, 0.1), (4, 0.6, 0.2), (8, 0.6, 0.5)]) is None  # gold held
