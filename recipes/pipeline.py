@@ -1,0 +1,105 @@
+"""The main job: pretraining -> SFT -> comparisons -> reward model -> PPO, from one YAML file.
+
+    python -m recipes.pipeline --config configs/tiny/pipeline.yaml
+
+Each stage runs in its own process, `python -m recipes.<stage> --config <its config>`, writing to
+`run_dir/<stage>` and reading the stages before it from there. A stage whose directory is complete (it has
+`stage.json`) is skipped, so a rerun picks up where a killed run stopped: an unfinished stage starts again
+(pretraining, SFT and the reward model resume from their last checkpoint). `skip` leaves stages out, and their
+inputs then come from the next stage's own config; `base_model` starts SFT from a pretrained model (a Hub id or a
+directory) instead of pretraining one. `<stage>_args` adds command-line overrides to one stage, e.g.
+`sft_args: [--learning_rate, 1.0e-3]`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recipes import run_dir
+from recipes.cli import parse_config
+
+STAGES = ("pretrain", "sft", "compare", "reward", "ppo")
+
+
+@dataclass
+class PipelineArguments:
+    run_dir: str = field(default="runs/tiny", metadata={"help": "Every stage writes to run_dir/<stage>."})
+    base_model: str | None = field(default=None, metadata={"help": "Start SFT here instead of pretraining."})
+    skip: list[str] = field(default_factory=list, metadata={"help": f"Stages to leave out, of {STAGES}."})
+    pretrain_config: str = "configs/tiny/pretrain.yaml"
+    sft_config: str = "configs/tiny/sft.yaml"
+    compare_config: str = "configs/tiny/compare.yaml"
+    reward_config: str = "configs/tiny/reward.yaml"
+    ppo_config: str = "configs/tiny/ppo.yaml"
+    pretrain_args: list[str] = field(default_factory=list)
+    sft_args: list[str] = field(default_factory=list)
+    compare_args: list[str] = field(default_factory=list)
+    reward_args: list[str] = field(default_factory=list)
+    ppo_args: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        unknown = sorted(set(self.skip) - set(STAGES))
+        if unknown:
+            raise ValueError(f"skip: {unknown} are not stages; choose from {STAGES}")
+        if self.base_model and "pretrain" not in self.skip:
+            self.skip = [*self.skip, "pretrain"]
+        for stage in STAGES:
+            config = getattr(self, f"{stage}_config")
+            if stage not in self.skip and not Path(config).is_file():
+                raise FileNotFoundError(f"{stage}_config: {config} does not exist")
+
+
+def wiring(args: PipelineArguments, stage: str) -> list[str]:
+    """The command-line arguments that point a stage at the outputs of the stages before it (only those that run
+    here; a skipped stage's output comes from the next stage's own config)."""
+    run = Path(args.run_dir)
+
+    def output(source: str, *parts: str) -> Path | None:
+        return run.joinpath(source, *parts) if source not in args.skip else None
+
+    sft = output("sft", "merged")
+    inputs = {
+        "sft": [("--model_name_or_path", args.base_model or output("pretrain"))],
+        "compare": [("--policy", sft)],
+        "reward": [("--model_name_or_path", sft), ("--dataset_name", output("compare", "comparisons"))],
+        "ppo": [("--sft_model_path", sft), ("--reward_model_path", output("reward", "merged"))],
+    }.get(stage, [])
+    wired = [item for flag, path in inputs if path is not None for item in (flag, str(path))]
+    return [*wired, "--output_dir", str(run / stage)]
+
+
+def main(args: PipelineArguments) -> dict:
+    run = Path(args.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    run_dir.save_config(run, args, name="pipeline.yaml")
+    timings: dict[str, float | str] = {}
+    for stage in STAGES:
+        out = run / stage
+        if stage in args.skip:
+            timings[stage] = "skipped"
+            continue
+        if run_dir.is_complete(out):
+            print(f"== {stage}: already complete in {out}, skipped (delete the directory to redo it)")
+            timings[stage] = "complete"
+            continue
+        command = [sys.executable, "-m", f"recipes.{stage}", "--config", getattr(args, f"{stage}_config"),
+                   *wiring(args, stage), *getattr(args, f"{stage}_args")]
+        print(f"== {stage}: {shlex.join(command)}", flush=True)
+        start = time.time()
+        if subprocess.run(command).returncode != 0:
+            raise SystemExit(f"pipeline: stage '{stage}' failed (see above); fix it and rerun the same command: "
+                             "completed stages are skipped")
+        timings[stage] = round(time.time() - start, 1)
+        print(f"== {stage}: done in {timings[stage]:.0f} s", flush=True)
+    (run / "timings.json").write_text(json.dumps(timings, indent=2))
+    return timings
+
+
+if __name__ == "__main__":
+    main(*parse_config((PipelineArguments,)))
