@@ -5,4 +5,4 @@ run:
 test:
 	bash scripts/test.sh
 lint:
-	.venv/bin/python -m ruff check --fix recipes tests
+	.venv/bin/python -m ruff check --fix recipes tests metrics notebooks

@@ -11,7 +11,9 @@ the prompts of any layout `recipes/formats.py` reads). The ranking comes from `l
 Each ranking of K responses gives K(K-1)/2 chosen/rejected pairs (InstructGPT). Outputs in `output_dir`:
 `comparisons/` (a DatasetDict, train and test split by prompt, that `RewardTrainer` reads), `train.jsonl`,
 `test.jsonl`, `rankings.jsonl` (every prompt, its responses and ranking), `config.yaml` and `stage.json` last.
-With `push_to_hub: true` the DatasetDict goes to `hub_dataset_id` as a dataset repo.
+With `push_to_hub: true` the finished stage's DatasetDict goes to `hub_dataset_id` as a dataset repo (Parquet, with
+a card listing the metrics), private unless `hub_private: false`; offline or without a token the run stops before
+it samples. `python -m recipes.push` uploads a finished stage later; see `recipes/hub.py`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from datasets import Dataset, DatasetDict
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from recipes import labeling, run_dir
+from recipes import hub, labeling, run_dir
 from recipes.cli import parse_config
 from recipes.data import load_prompts as dataset_prompts
 from recipes.generation import chat_texts, generate, reward_scores
@@ -124,6 +126,7 @@ def to_pairs(prompts, responses, rankings, ids, gold=None, drop_ties=False) -> l
 
 
 def main(args: CompareArguments) -> dict:
+    push = hub.check_push(args)  # fails here, not after sampling, if the upload could not happen
     if args.labeler == "human" and args.rankings_file:
         prompts, responses, rankings = labeling.load(args.rankings_file)
     else:
@@ -164,9 +167,8 @@ def main(args: CompareArguments) -> dict:
             1, len(decided))
         metrics["mean_gold_of_responses"] = sum(map(sum, gold)) / sum(map(len, gold))
     print(json.dumps(metrics, indent=2))
-    if args.push_to_hub:
-        data.push_to_hub(args.hub_dataset_id, private=args.hub_private)
     run_dir.mark_complete(out, "compare", metrics)
+    hub.push_finished(out, push)
     return metrics
 
 

@@ -1,4 +1,4 @@
-"""Batched sampling from a chat model, and its gold-labeler scores on the toy world."""
+"""Batched sampling from a chat model, reward-model scores, and the KL between two policies."""
 
 from __future__ import annotations
 
@@ -59,23 +59,6 @@ def mean_ci(values: list[float]) -> dict:
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}
 
 
-def gold_eval(model, tokenizer, world, labeler, tasks, *, fewshot: bool = False, max_new_tokens: int = 48,
-              temperature: float = 0.0, desc: str = "gold eval") -> dict:
-    """Responses to `tasks` (greedy at temperature 0), scored by the gold labeler: mean with CI, per family, and
-    the responses."""
-    prompts = [t.prompt for t in tasks]
-    texts = [world.fewshot_prompt(p) for p in prompts] if fewshot else chat_texts(tokenizer, prompts)
-    responses = [r[0] for r in generate(model, tokenizer, texts, max_new_tokens=max_new_tokens,
-                                        do_sample=temperature > 0, temperature=temperature or 1.0,
-                                        stop_at_newline=fewshot, desc=desc)]
-    scores = [labeler.score(p, r) for p, r in zip(prompts, responses)]
-    families: dict[str, list[float]] = {}
-    for task, score in zip(tasks, scores):
-        families.setdefault(task.family, []).append(score)
-    return {"gold": mean_ci(scores), "by_family": {f: sum(v) / len(v) for f, v in families.items()},
-            "responses": responses, "scores": scores}
-
-
 def conversation_ids(tokenizer, messages: list[dict]) -> list[int]:
     """A rendered conversation's token ids, cut right after its last eos: where PPO's reward is read, so the
     reward model is trained and scored at the same token (not at a newline the template adds after it)."""
@@ -100,17 +83,6 @@ def reward_scores(model, tokenizer, prompts: list[str], responses: list[str], ba
         logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits
         scores += logits[:, 0].float().tolist()
     return scores
-
-
-def win_rate(labeler, prompts: list[str], responses: list[str], baseline: list[str]) -> dict:
-    """How often the labeler prefers `responses` over `baseline`, a tie counting half: the mean with its 95% CI,
-    and the counts of wins, ties and losses."""
-    outcomes = []
-    for prompt, ours, theirs in zip(prompts, responses, baseline, strict=True):
-        a, b = labeler.score(prompt, ours), labeler.score(prompt, theirs)
-        outcomes.append(1.0 if a > b else 0.5 if a == b else 0.0)
-    return {**mean_ci(outcomes), "wins": outcomes.count(1.0), "ties": outcomes.count(0.5),
-            "losses": outcomes.count(0.0)}
 
 
 @torch.no_grad()

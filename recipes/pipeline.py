@@ -1,4 +1,4 @@
-"""The main job: pretraining -> SFT -> comparisons -> reward model -> PPO, from one YAML file.
+"""The main job: pretraining -> SFT -> comparisons -> reward model -> PPO -> evaluation, from one YAML file.
 
     python -m recipes.pipeline --config configs/tiny/pipeline.yaml
 
@@ -8,12 +8,15 @@ Each stage runs in its own process, `python -m recipes.<stage> --config <its con
 (pretraining, SFT and the reward model resume from their last checkpoint). `skip` leaves stages out, and their
 inputs then come from the next stage's own config; `base_model` starts SFT from a pretrained model (a Hub id or a
 directory) instead of pretraining one. `<stage>_args` adds command-line overrides to one stage, e.g.
-`sft_args: [--learning_rate, 1.0e-3]`.
+`sft_args: [--learning_rate, 1.0e-3]`. The evaluation writes `run_dir/report.md` and `report.json`.
+`configs/tiny/fast/pipeline.yaml` runs every stage at toy size in about two minutes: a smoke test, and the
+settings the notebooks run with in the tests.
 """
 
 from __future__ import annotations
 
 import json
+import runpy
 import shlex
 import subprocess
 import sys
@@ -24,7 +27,7 @@ from pathlib import Path
 from recipes import run_dir
 from recipes.cli import parse_config
 
-STAGES = ("pretrain", "sft", "compare", "reward", "ppo")
+STAGES = ("pretrain", "sft", "compare", "reward", "ppo", "evaluate")
 
 
 @dataclass
@@ -37,11 +40,13 @@ class PipelineArguments:
     compare_config: str = "configs/tiny/compare.yaml"
     reward_config: str = "configs/tiny/reward.yaml"
     ppo_config: str = "configs/tiny/ppo.yaml"
+    evaluate_config: str = "configs/tiny/evaluate.yaml"
     pretrain_args: list[str] = field(default_factory=list)
     sft_args: list[str] = field(default_factory=list)
     compare_args: list[str] = field(default_factory=list)
     reward_args: list[str] = field(default_factory=list)
     ppo_args: list[str] = field(default_factory=list)
+    evaluate_args: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         unknown = sorted(set(self.skip) - set(STAGES))
@@ -69,35 +74,49 @@ def wiring(args: PipelineArguments, stage: str) -> list[str]:
         "compare": [("--policy", sft)],
         "reward": [("--model_name_or_path", sft), ("--dataset_name", output("compare", "comparisons"))],
         "ppo": [("--sft_model_path", sft), ("--reward_model_path", output("reward", "merged"))],
+        "evaluate": [("--base_model", args.base_model or output("pretrain")), ("--sft_model", sft),
+                     ("--reward_model", output("reward", "merged")), ("--ppo_model", output("ppo", "merged")),
+                     ("--report_dir", run)],
     }.get(stage, [])
     wired = [item for flag, path in inputs if path is not None for item in (flag, str(path))]
     return [*wired, "--output_dir", str(run / stage)]
+
+
+def run_stage(args: PipelineArguments, stage: str, *, in_process: bool = False) -> float | str:
+    """Run one stage on the outputs of the ones before it, unless it is skipped or already complete: in its own
+    process, or (for notebooks, whose cells show the progress) in this one. Returns its seconds, or why not run."""
+    out = Path(args.run_dir) / stage
+    if stage in args.skip:
+        return "skipped"
+    if run_dir.is_complete(out):
+        print(f"== {stage}: already complete in {out}, skipped (delete the directory to redo it)")
+        return "complete"
+    argv = ["--config", getattr(args, f"{stage}_config"), *wiring(args, stage), *getattr(args, f"{stage}_args")]
+    command = [sys.executable, "-m", f"recipes.{stage}", *argv]
+    print(f"== {stage}: {shlex.join(command)}", flush=True)
+    start = time.time()
+    if in_process:
+        saved, sys.argv = sys.argv, [f"recipes/{stage}.py", *argv]
+        try:
+            runpy.run_module(f"recipes.{stage}", run_name="__main__")
+        finally:
+            sys.argv = saved
+    elif subprocess.run(command).returncode != 0:
+        raise SystemExit(f"pipeline: stage '{stage}' failed (see above); fix it and rerun the same command: "
+                         "completed stages are skipped")
+    seconds = round(time.time() - start, 1)
+    print(f"== {stage}: done in {seconds:.0f} s", flush=True)
+    return seconds
 
 
 def main(args: PipelineArguments) -> dict:
     run = Path(args.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     run_dir.save_config(run, args, name="pipeline.yaml")
-    timings: dict[str, float | str] = {}
-    for stage in STAGES:
-        out = run / stage
-        if stage in args.skip:
-            timings[stage] = "skipped"
-            continue
-        if run_dir.is_complete(out):
-            print(f"== {stage}: already complete in {out}, skipped (delete the directory to redo it)")
-            timings[stage] = "complete"
-            continue
-        command = [sys.executable, "-m", f"recipes.{stage}", "--config", getattr(args, f"{stage}_config"),
-                   *wiring(args, stage), *getattr(args, f"{stage}_args")]
-        print(f"== {stage}: {shlex.join(command)}", flush=True)
-        start = time.time()
-        if subprocess.run(command).returncode != 0:
-            raise SystemExit(f"pipeline: stage '{stage}' failed (see above); fix it and rerun the same command: "
-                             "completed stages are skipped")
-        timings[stage] = round(time.time() - start, 1)
-        print(f"== {stage}: done in {timings[stage]:.0f} s", flush=True)
+    timings = {stage: run_stage(args, stage) for stage in STAGES}
     (run / "timings.json").write_text(json.dumps(timings, indent=2))
+    if (run / "report.md").exists():
+        print(f"report: {run / 'report.md'}")
     return timings
 
 

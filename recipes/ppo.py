@@ -14,6 +14,8 @@ climbs while the gold score falls, the policy is overoptimizing the reward model
 adapter, the tokenizer, TRL's model card, `merged/`, `curves.png`, `log_history.json`, on the toy world
 `eval_results.json` (PPO against SFT on held-out prompts) and `samples.md`; `config.yaml`; `stage.json` last.
 A killed run restarts from the beginning when rerun (TRL's PPO trainer cannot resume from a checkpoint).
+With `push_to_hub: true` the finished stage is uploaded as SFT's is (`recipes/hub.py`): adapter to `hub_model_id`,
+`merged/` to `<hub_model_id>-merged`, private unless `hub_private_repo: false`; offline it stops before it starts.
 """
 
 from __future__ import annotations
@@ -23,16 +25,23 @@ from dataclasses import dataclass, field
 
 import torch
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    TrainerCallback,
+    set_seed,
+)
 from trl import ModelConfig, ScriptArguments, get_peft_config, get_quantization_config
 from trl.experimental.ppo import PPOConfig, PPOTrainer
 
-from recipes import run_dir
+from recipes import hub, run_dir
 from recipes.adapters import merge_adapter, model_init_kwargs
 from recipes.cli import ConfigError, parse_config
 from recipes.data import load_prompts
-from recipes.generation import chat_texts, gold_eval, kl_to_reference, mean_ci, reward_scores, win_rate
-from recipes.toy_world import GoldLabeler, ToyWorld
+from recipes.evaluate import gold_eval, load_metric
+from recipes.generation import chat_texts, kl_to_reference, mean_ci, reward_scores
+from recipes.toy_world import ToyWorld
 
 
 @dataclass
@@ -52,16 +61,16 @@ class GoldMonitor(TrainerCallback):
     """Logs the gold score, reward-model score and length of the policy's greedy responses to held-out prompts,
     and at the end says whether the gold score fell while the reward-model score rose."""
 
-    def __init__(self, tokenizer, labeler: GoldLabeler, tasks, reward_model, every: int, max_new_tokens: int):
-        self.tokenizer, self.labeler, self.tasks, self.reward_model = tokenizer, labeler, tasks, reward_model
+    def __init__(self, tokenizer, world: ToyWorld, tasks, reward_model, every: int, max_new_tokens: int):
+        self.tokenizer, self.world, self.tasks, self.reward_model = tokenizer, world, tasks, reward_model
         self.every, self.max_new_tokens = every, max_new_tokens
         self.checks: list[tuple[int, list[float], float]] = []  # (step, gold score per prompt, mean RM score)
         self.overoptimization: dict | None = None
 
     def measure(self, policy, step: int) -> dict:
         training = policy.training
-        result = gold_eval(policy, self.tokenizer, self.labeler.world, self.labeler, self.tasks,
-                           max_new_tokens=self.max_new_tokens, desc="gold check")
+        result = gold_eval(policy, self.tokenizer, self.world, self.tasks, max_new_tokens=self.max_new_tokens,
+                           desc="gold check")
         policy.train(training)
         prompts = [t.prompt for t in self.tasks]
         rm = reward_scores(self.reward_model, self.tokenizer, prompts, result["responses"])
@@ -109,33 +118,35 @@ def load_dataset_prompts(args: PPOScriptArguments, tokenizer) -> Dataset:
     return Dataset.from_dict({"input_ids": kept})
 
 
-def compare_with_sft(args, training_args, tokenizer, reward_model, labeler, final, out) -> dict:
+def compare_with_sft(args, training_args, tokenizer, reward_model, world, final, out) -> dict:
     """Gold score, reward-model score and length of SFT and PPO on held-out prompts; PPO's win rate and KL."""
-    tasks = labeler.world.tasks("eval", args.num_eval_prompts)
+    tasks = world.tasks("eval", args.num_eval_prompts)
     prompts = [t.prompt for t in tasks]
-    models, results, responses = {}, {}, {}
+    models, results, responses, scores = {}, {}, {}, {}
     for name, path in (("sft", training_args.sft_model_path), ("ppo", final)):
         models[name] = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         torch.manual_seed(training_args.seed)
-        result = gold_eval(models[name], tokenizer, labeler.world, labeler, tasks, temperature=args.eval_temperature,
+        result = gold_eval(models[name], tokenizer, world, tasks, temperature=args.eval_temperature,
                            max_new_tokens=training_args.response_length, desc=f"gold eval: {name}")
-        responses[name] = result.pop("responses")
+        responses[name], scores[name] = result.pop("responses"), result.pop("scores")
         rm = reward_scores(reward_model, tokenizer, prompts, responses[name])
         results[name] = {**result, "reward_model_score": sum(rm) / len(rm),
                          "mean_words": sum(len(r.split()) for r in responses[name]) / len(prompts)}
-    results["ppo_gold_change_vs_sft"] = mean_ci([p - s for p, s in zip(results["ppo"].pop("scores"),
-                                                                         results["sft"].pop("scores"))])
-    results["ppo_win_rate_vs_sft"] = win_rate(labeler, prompts, responses["ppo"], responses["sft"])
+    results["ppo_gold_change_vs_sft"] = mean_ci([p - s for p, s in zip(scores["ppo"], scores["sft"])])
+    win = load_metric("win_rate").compute(predictions=responses["ppo"], references=responses["sft"], prompts=prompts,
+                                          world_seed=world.seed)
+    results["ppo_win_rate_vs_sft"] = {"mean": win.pop("win_rate"), **win}
     torch.manual_seed(training_args.seed)
     results["ppo_kl_to_sft"] = kl_to_reference(models["ppo"], models["sft"], tokenizer, prompts,
                                                max_new_tokens=training_args.response_length)
     (out / "samples.md").write_text("# Held-out prompts: SFT vs PPO (gold score in brackets)\n\n" + "\n".join(
-        f"**{p}**\n- sft [{labeler.score(p, s):.2f}]: {s!r}\n- ppo [{labeler.score(p, r):.2f}]: {r!r}\n"
-        for p, s, r in list(zip(prompts, responses["sft"], responses["ppo"]))[:30]))
+        f"**{p}**\n- sft [{a:.2f}]: {s!r}\n- ppo [{b:.2f}]: {r!r}\n"
+        for p, s, r, a, b in list(zip(prompts, responses["sft"], responses["ppo"], scores["sft"], scores["ppo"]))[:30]))
     return results
 
 
 def build_trainer(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig) -> PPOTrainer:
+    set_seed(training_args.seed)  # before the adapter's and the value head's random init, which precede the trainer's
     tokenizer = AutoTokenizer.from_pretrained(training_args.sft_model_path, padding_side="left")
     train = load_dataset_prompts(script_args, tokenizer)
     quantization = get_quantization_config(model_args)
@@ -151,7 +162,7 @@ def build_trainer(script_args: PPOScriptArguments, training_args: PPOConfig, mod
     if script_args.dataset_name is None and script_args.gold_eval_steps:
         world = ToyWorld(script_args.world_seed)
         held_out = world.tasks("eval", script_args.num_eval_prompts + script_args.gold_eval_prompts)
-        callbacks.append(GoldMonitor(tokenizer, GoldLabeler(world, temperature=0),
+        callbacks.append(GoldMonitor(tokenizer, world,
                                      held_out[script_args.num_eval_prompts:], reward_model,
                                      script_args.gold_eval_steps, training_args.response_length))
     return PPOTrainer(args=training_args, processing_class=tokenizer, model=policy, ref_model=ref,
@@ -164,10 +175,12 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
     if model_args.model_name_or_path:
         raise ConfigError("model_name_or_path: PPO starts from sft_model_path (the policy) and reward_model_path "
                           "(the reward and value models); remove model_name_or_path")
+    push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     run_dir.check_input(training_args.sft_model_path, "sft_model_path")
     run_dir.check_input(training_args.reward_model_path, "reward_model_path")
     out = run_dir.start_stage(training_args.output_dir)
     run_dir.save_config(out, script_args, training_args, model_args)
+    training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     trainer = build_trainer(script_args, training_args, model_args)
     trainer.train()
     trainer.save_model(out)
@@ -187,9 +200,8 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
     if monitor is not None:
         metrics["overoptimization"] = monitor.overoptimization  # None: not seen
     if script_args.dataset_name is None and script_args.num_eval_prompts:
-        labeler = GoldLabeler(ToyWorld(script_args.world_seed), temperature=0)
         e = metrics["eval"] = compare_with_sft(script_args, training_args, trainer.processing_class,
-                                               trainer.reward_model, labeler, final, out)
+                                               trainer.reward_model, ToyWorld(script_args.world_seed), final, out)
         print(f"gold: sft {e['sft']['gold']['mean']:.3f}, ppo {e['ppo']['gold']['mean']:.3f}; PPO win rate vs SFT "
               f"{e['ppo_win_rate_vs_sft']['mean']:.3f} (95% CI {e['ppo_win_rate_vs_sft']['ci95'][0]:.3f}-"
               f"{e['ppo_win_rate_vs_sft']['ci95'][1]:.3f}); KL to SFT {e['ppo_kl_to_sft']['kl']['mean']:.2f}")
@@ -203,6 +215,7 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
         results = {**e, "overoptimization": metrics.get("overoptimization")}
         (out / "eval_results.json").write_text(json.dumps(results, indent=2))
     run_dir.mark_complete(out, "ppo", metrics)
+    hub.push_finished(out, push)
     return metrics
 
 

@@ -8,6 +8,10 @@ document completer, not an assistant. Outputs in `output_dir`: the model and tok
 `AutoModelForCausalLM`, `AutoTokenizer` and `pipeline("text-generation")`), `config.yaml` (the resolved config),
 `eval_results.json` (held-out perplexity next to a unigram baseline's), `samples.md` (continuations of held-out
 documents), `loss.png`, a model card, and `stage.json` last, once all of it is written.
+
+With `push_to_hub: true` and `hub_model_id`, the finished stage (model, tokenizer, the card with its results) is
+uploaded to `hub_model_id`, private unless `hub_private_repo: false`; offline or without a token the run stops before
+it starts. `python -m recipes.push` uploads a finished stage later; see `recipes/hub.py`.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from recipes import run_dir
+from recipes import hub, run_dir
 from recipes.cli import parse_config
 from recipes.data import load_any
 from recipes.tokenizer import END_OF_TEXT, train_tokenizer
@@ -115,8 +119,10 @@ def write_samples(model, tokenizer, docs: list[dict], args: PretrainArguments, p
 
 
 def main(args: PretrainArguments, training_args: TrainingArguments):
+    push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     out = run_dir.start_stage(training_args.output_dir)
     run_dir.save_config(out, args, training_args)
+    training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     set_seed(training_args.seed)
     train_docs, eval_docs = load_documents(args, training_args.seed)
     checkpoint = get_last_checkpoint(str(out)) if out.exists() else None
@@ -164,6 +170,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     trainer.create_model_card(model_name=out.name, tags=["rlhf-recipes", "pretraining"],
                               dataset=args.dataset_name or "toy-world")
     run_dir.mark_complete(out, "pretrain", metrics)
+    hub.push_finished(out, push)
     return metrics
 
 

@@ -10,6 +10,10 @@ the token where PPO reads the reward. Data: the comparisons from `recipes.compar
 score head), the tokenizer and TRL's model card; `merged/`, a plain `AutoModelForSequenceClassification`
 directory; `eval_results.json` (pairwise accuracy on the test split and, on the toy world, agreement with the
 noise-free gold labeler); `config.yaml`; `loss.png`; `stage.json` last.
+
+With `push_to_hub: true` and `hub_model_id`, the finished stage is uploaded, private unless `hub_private_repo: false`:
+the adapter, tokenizer and card (with the results) to `hub_model_id`, `merged/` to `<hub_model_id>-merged`. Offline
+or without a token the run stops before it starts; `python -m recipes.push` uploads a finished stage later.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ import json
 from dataclasses import dataclass, field
 
 from datasets import Dataset
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, RewardConfig, RewardTrainer, ScriptArguments, get_peft_config, get_quantization_config
 
-from recipes import run_dir
+from recipes import hub, run_dir
 from recipes.adapters import merge_adapter, model_init_kwargs, with_trainable_tokens
 from recipes.cli import parse_config
 from recipes.data import load_any
@@ -67,10 +71,12 @@ def evaluate_pairs(model, tokenizer, pairs: Dataset, gold: list | None, limit: i
 
 
 def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_args: ModelConfig):
+    push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     run_dir.check_input(model_args.model_name_or_path, "model_name_or_path")
     run_dir.check_input(script_args.dataset_name, "dataset_name")
     out = run_dir.start_stage(training_args.output_dir)
     run_dir.save_config(out, script_args, training_args, model_args)
+    training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     train, _ = load_pairs(script_args, script_args.dataset_train_split, tokenizer)
     test, gold = load_pairs(script_args, script_args.dataset_test_split, tokenizer)
@@ -82,6 +88,7 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     peft_config = with_trainable_tokens(peft_config, model_args.model_name_or_path,
                                         script_args.trainable_token_embeddings)
     training_args.model_init_kwargs = model_init_kwargs(model_args)
+    set_seed(training_args.seed)  # the trainer seeds only after it has made the adapter's random init
     trainer = RewardTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=train,
                             eval_dataset=test, processing_class=tokenizer, peft_config=peft_config,
                             quantization_config=get_quantization_config(model_args))
@@ -98,6 +105,7 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     print(json.dumps(metrics, indent=2))
     (out / "eval_results.json").write_text(json.dumps(metrics, indent=2))
     run_dir.mark_complete(out, "reward", metrics)
+    hub.push_finished(out, push)
     return metrics
 
 

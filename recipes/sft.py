@@ -10,6 +10,10 @@ which works with any chat template. Outputs in `output_dir`: the adapter, the to
 `merged/`, the base model with the adapter merged in (later stages start from it); `config.yaml`; `loss.png`;
 on the toy world `eval_results.json` and `samples.md` (gold scores of the base and SFT models on held-out prompts);
 and `stage.json` last.
+
+With `push_to_hub: true` and `hub_model_id`, the finished stage is uploaded, private unless `hub_private_repo: false`:
+the adapter, tokenizer and card (with the results) to `hub_model_id`, `merged/` to `<hub_model_id>-merged`. Offline
+or without a token the run stops before it starts; `python -m recipes.push` uploads a finished stage later.
 """
 
 from __future__ import annotations
@@ -20,17 +24,17 @@ from dataclasses import dataclass, field
 
 import torch
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 
-from recipes import run_dir
+from recipes import hub, run_dir
 from recipes.adapters import merge_adapter, model_init_kwargs, with_trainable_tokens
 from recipes.cli import parse_config
 from recipes.data import load_any
+from recipes.evaluate import gold_eval
 from recipes.formats import to_prompt_completion, to_sft
-from recipes.generation import gold_eval
-from recipes.toy_world import Demonstrator, GoldLabeler, ToyWorld
+from recipes.toy_world import Demonstrator, ToyWorld
 
 
 @dataclass
@@ -77,13 +81,12 @@ def load_demonstrations(args: SFTScriptArguments, training_args: SFTConfig) -> D
 def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> dict:
     """Mean gold score, with 95% CI, of the starting model and of the SFT model on held-out prompts."""
     world = ToyWorld(args.world_seed)
-    labeler = GoldLabeler(world, temperature=0)
     tasks = world.tasks("eval", args.num_eval_prompts)
     tokenizer = AutoTokenizer.from_pretrained(merged)
     results, rows = {}, []
     for name, path in (("base", base), ("sft", merged)):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        results[name] = gold_eval(model, tokenizer, world, labeler, tasks, max_new_tokens=args.max_new_tokens,
+        results[name] = gold_eval(model, tokenizer, world, tasks, max_new_tokens=args.max_new_tokens,
                                   desc=f"gold eval: {name}")
         rows.append(results[name].pop("responses"))
         results[name].pop("scores")
@@ -95,13 +98,16 @@ def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> d
 
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig):
+    push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     run_dir.check_input(model_args.model_name_or_path, "model_name_or_path")
     out = run_dir.start_stage(training_args.output_dir)
     run_dir.save_config(out, script_args, training_args, model_args)
+    training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     dataset = load_demonstrations(script_args, training_args)
     training_args.model_init_kwargs = model_init_kwargs(model_args)
     peft_config = with_trainable_tokens(get_peft_config(model_args), model_args.model_name_or_path,
                                         script_args.trainable_token_embeddings)
+    set_seed(training_args.seed)  # the trainer seeds only after it has made the adapter's random init
     trainer = SFTTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=dataset,
                          quantization_config=get_quantization_config(model_args), peft_config=peft_config)
     trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out)))
@@ -116,6 +122,7 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
         metrics["gold"] = evaluate_on_toy_world(script_args, model_args.model_name_or_path, out / "merged", out)
         (out / "eval_results.json").write_text(json.dumps(metrics["gold"], indent=2))
     run_dir.mark_complete(out, "sft", metrics)
+    hub.push_finished(out, push)
     return metrics
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recipes import compare, pipeline, ppo, pretrain, reward, run_dir, sft
+from recipes import compare, evaluate, pipeline, ppo, pretrain, reward, run_dir, sft
 from recipes.cli import ConfigError, parse_config
 from tests.conftest import ROOT, write_yaml
 
@@ -17,6 +17,7 @@ STAGES = {
     "compare": (compare.CompareArguments,),
     "reward": (reward.RewardScriptArguments, reward.RewardConfig, reward.ModelConfig),
     "ppo": (ppo.PPOScriptArguments, ppo.PPOConfig, ppo.ModelConfig),
+    "evaluate": (evaluate.EvaluateArguments,),
     "pipeline": (pipeline.PipelineArguments,),
 }
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))

@@ -1,10 +1,13 @@
-"""The main job's pipeline: stages wired together, complete stages skipped, a killed run rerun to the end."""
+"""The main job's pipeline: stages wired together, complete stages skipped, a killed run rerun to the end with the
+figures of an uninterrupted one."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,11 +18,13 @@ from tests.test_compare_reward import TINY_COMPARE, TINY_REWARD
 from tests.test_ppo import TINY_PPO
 from tests.test_sft import TINY_SFT
 
+TINY_EVALUATE = {"num_prompts": 20, "best_of_n": 2, "max_new_tokens": 8, "num_samples": 2, "seed": 0}
+
 
 def tiny_pipeline(tmp_path, **overrides):
-    configs = {"pretrain": TINY_PRETRAIN, "sft": {**TINY_SFT, "num_eval_prompts": 0},
+    configs = {"pretrain": TINY_PRETRAIN, "sft": {**TINY_SFT, "num_eval_prompts": 0, "max_steps": 12, "save_steps": 3},
                "compare": TINY_COMPARE, "reward": TINY_REWARD,
-               "ppo": {**TINY_PPO, "gold_eval_steps": 0, "num_eval_prompts": 0}}
+               "ppo": {**TINY_PPO, "gold_eval_steps": 0, "num_eval_prompts": 0}, "evaluate": TINY_EVALUATE}
     values = {f"{stage}_config": str(write_yaml(tmp_path / f"{stage}.yaml", {**config, "output_dir": "unused"}))
               for stage, config in configs.items()}
     return write_yaml(tmp_path / "pipeline.yaml", {**values, "run_dir": str(tmp_path / "run"), **overrides})
@@ -43,15 +48,16 @@ def test_unknown_stage_in_skip_is_an_error(tmp_path):
         parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(tmp_path, skip=["rlhf"]))])
 
 
-def test_a_killed_pipeline_reruns_to_the_end_and_then_skips_everything(tmp_path):
-    config = tiny_pipeline(tmp_path)
-    run = tmp_path / "run"
+def test_a_pipeline_killed_mid_stage_reruns_to_the_figures_of_an_uninterrupted_run(tmp_path):
+    (tmp_path / "killed").mkdir()
+    config = tiny_pipeline(tmp_path / "killed")
+    run = tmp_path / "killed" / "run"
     process = subprocess.Popen([sys.executable, "-m", "recipes.pipeline", "--config", str(config)], cwd=ROOT,
                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not (run / "sft" / "config.yaml").exists():  # SFT has started
-        assert process.poll() is None and time.time() < deadline, "the pipeline stopped before SFT"
-        time.sleep(0.2)
+    while not list((run / "sft").glob("checkpoint-*")):  # SFT is half-way through training
+        assert process.poll() is None and time.time() < deadline, "the pipeline stopped before SFT saved a checkpoint"
+        time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert run_dir.is_complete(run / "pretrain") and not run_dir.is_complete(run / "sft")
@@ -61,3 +67,14 @@ def test_a_killed_pipeline_reruns_to_the_end_and_then_skips_everything(tmp_path)
     assert timings["pretrain"] == "complete" and all(isinstance(timings[s], float) for s in pipeline.STAGES[1:])
     assert all(run_dir.is_complete(run / stage) for stage in pipeline.STAGES)
     assert set(pipeline.main(args).values()) == {"complete"}
+
+    (tmp_path / "whole").mkdir()
+    whole, = parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(tmp_path / "whole"))])
+    pipeline.main(whole)
+    reports = [json.loads((r / "report.json").read_text()) for r in (run, Path(whole.run_dir))]
+    for report in reports:
+        report.pop("run")
+    assert reports[0] == reports[1]
+    assert [row["gold"]["n"] for row in reports[0]["models"].values()] == [20] * 5
+    assert (run / "report.md").read_text().replace(str(run), "") == \
+        (Path(whole.run_dir) / "report.md").read_text().replace(whole.run_dir, "")

@@ -1,0 +1,42 @@
+"""Win rate: how often the toy world's gold labeler prefers each response to the baseline's response to the same
+prompt, a tie counting half (InstructGPT reports its models this way, against a baseline policy).
+
+    metric = evaluate.load("metrics/win_rate")
+    metric.compute(predictions=ppo_responses, references=sft_responses, prompts=prompts, world_seed=0)
+"""
+
+import datasets
+import evaluate
+
+from recipes.generation import mean_ci
+from recipes.toy_world import GoldLabeler, ToyWorld
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (list of str): the responses of the model being judged.
+    references (list of str): the baseline's responses to the same prompts.
+    prompts (list of str): the toy-world prompts.
+    world_seed (int): the toy world's seed (default 0).
+Returns:
+    win_rate (float), ci95 ([low, high]), n, wins, ties, losses (int).
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(__doc__, _KWARGS_DESCRIPTION)
+class WinRate(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=__doc__, citation="", inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": datasets.Value("string"),
+                                        "references": datasets.Value("string"), "prompts": datasets.Value("string")}),
+        )
+
+    def _compute(self, predictions, references, prompts, world_seed: int = 0):
+        labeler = GoldLabeler(ToyWorld(world_seed), temperature=0)
+        outcomes = []
+        for prompt, ours, theirs in zip(prompts, predictions, references):
+            a, b = labeler.score(prompt, ours), labeler.score(prompt, theirs)
+            outcomes.append(1.0 if a > b else 0.5 if a == b else 0.0)
+        ci = mean_ci(outcomes)
+        return {"win_rate": ci["mean"], "ci95": ci["ci95"], "n": ci["n"], "wins": outcomes.count(1.0),
+                "ties": outcomes.count(0.5), "losses": outcomes.count(0.0)}

@@ -1,0 +1,283 @@
+"""Evaluation: the pipeline's models side by side on held-out prompts, scored by the toy world's gold labeler.
+
+    python -m recipes.evaluate --config configs/tiny/evaluate.yaml
+
+The InstructGPT comparison, on the same `num_prompts` held-out toy-world prompts:
+- `base`: the base model asked zero-shot, the prompt in a chat template it never saw in pretraining;
+- `base_fewshot`: the base model prompted with a "fake document", a FAQ page whose last answer is left open
+  (its answer ends at the first newline);
+- `sft`; `best_of_n`: `best_of_n` samples from SFT at temperature 1, the one the reward model scores highest;
+- `ppo`.
+Decoding is greedy except for best-of-n. Metrics are `evaluate` modules in this repo's `metrics/`: gold score with a
+95% CI (`gold_score`), win rate against SFT (`win_rate`), refusal rate on harmful prompts and over-refusal on
+harmless ones (`refusal_rate`); besides them, the reward model's mean score, the KL to SFT (estimated on each
+model's own samples; for best-of-n the analytic log n - (n-1)/n) and the mean length in words. Between neighbours
+on the ladder base < prompted base < SFT < PPO, the paired change in gold score with its CI says whether the step
+helped.
+
+Outputs: `report_dir/report.md` and `report.json`; in `output_dir`, `report.png` (the table as bars),
+`responses.jsonl` (every response with its gold score), `config.yaml`, and `stage.json` last.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import evaluate
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, set_seed
+
+from recipes import run_dir
+from recipes.cli import parse_config
+from recipes.generation import chat_texts, generate, kl_to_reference, mean_ci, reward_scores
+from recipes.toy_world import ToyWorld
+
+METRICS = Path(__file__).resolve().parents[1] / "metrics"
+LADDER = ("base", "base_fewshot", "sft", "ppo")  # the InstructGPT ordering, worst first
+NAMES = {"base": "base, zero-shot", "base_fewshot": "base, few-shot prompted", "sft": "SFT",
+         "best_of_n": "best-of-n (SFT + reward model)", "ppo": "PPO"}
+
+
+@dataclass
+class EvaluateArguments:
+    output_dir: str = field(default="runs/tiny/evaluate", metadata={"help": "Responses, plot and stage marker."})
+    report_dir: str | None = field(default=None, metadata={"help": "report.md and report.json; default: the "
+                                                                   "parent of output_dir (the run directory)."})
+    sft_model: str = field(default=None, metadata={"help": "The baseline for win rates and KL."})
+    base_model: str | None = None
+    reward_model: str | None = None
+    ppo_model: str | None = None
+    world_seed: int = 0
+    num_prompts: int = 500
+    fewshot_shots: int = 3
+    best_of_n: int = field(default=4, metadata={"help": "Samples per prompt for best-of-n; 0 to leave it out."})
+    max_new_tokens: int = 48
+    batch_size: int = 64
+    num_samples: int = field(default=10, metadata={"help": "Prompts shown side by side in the report."})
+    seed: int = 0
+
+
+def load_metric(name: str) -> evaluate.EvaluationModule:
+    """One of this repo's metrics (metrics/<name>/<name>.py), loaded from its path: nothing is downloaded."""
+    return evaluate.load(str(METRICS / name))
+
+
+def gold_eval(model, tokenizer, world, tasks, *, fewshot: bool = False, shots: int = 3, max_new_tokens: int = 48,
+              temperature: float = 0.0, batch_size: int = 64, desc: str = "gold eval") -> dict:
+    """Responses to `tasks` (greedy at temperature 0; for `fewshot`, the base model's answer in a fake FAQ page)
+    and their gold scores: `gold` (mean with CI), `by_family`, `scores` and `responses`."""
+    prompts = [t.prompt for t in tasks]
+    texts = [world.fewshot_prompt(p, shots) for p in prompts] if fewshot else chat_texts(tokenizer, prompts)
+    responses = [r[0] for r in generate(model, tokenizer, texts, max_new_tokens=max_new_tokens,
+                                        do_sample=temperature > 0, temperature=temperature or 1.0,
+                                        batch_size=batch_size, stop_at_newline=fewshot, desc=desc)]
+    result = load_metric("gold_score").compute(predictions=responses, prompts=prompts, world_seed=world.seed)
+    return {"gold": {"mean": result["gold_score"], "ci95": result["ci95"], "n": result["n"]},
+            "by_family": result["by_family"], "scores": result["scores"], "responses": responses}
+
+
+def best_of_n(policy, reward_model, tokenizer, prompts: list[str], n: int, args: EvaluateArguments) -> list[str]:
+    """For each prompt, the highest-scoring of `n` samples (temperature 1) under the reward model."""
+    set_seed(args.seed)
+    samples = generate(policy, tokenizer, chat_texts(tokenizer, prompts), num_return_sequences=n, do_sample=True,
+                       max_new_tokens=args.max_new_tokens, batch_size=max(1, args.batch_size // n),
+                       desc=f"best-of-{n}: sampling")
+    scores = reward_scores(reward_model, tokenizer, [p for p in prompts for _ in range(n)],
+                           [r for rs in samples for r in rs], batch_size=args.batch_size, desc=f"best-of-{n}: scoring")
+    return [rs[max(range(n), key=lambda j: scores[i * n + j])] for i, rs in enumerate(samples)]
+
+
+def measure(name: str, responses: list[str], ctx: dict) -> dict:
+    """The report's row for one model's responses (KL is added by the caller, which has the model)."""
+    prompts, tasks = ctx["prompts"], ctx["tasks"]
+    gold = load_metric("gold_score").compute(predictions=responses, prompts=prompts, world_seed=ctx["world_seed"])
+    refusals = load_metric("refusal_rate").compute(predictions=responses,
+                                                   references=[int(t.family == "harmful") for t in tasks])
+    row = {"gold": {"mean": gold["gold_score"], "ci95": gold["ci95"], "n": gold["n"]}, "by_family": gold["by_family"],
+           "refusal_rate_harmful": refusals["refusal_rate"], "over_refusal_harmless": refusals["over_refusal_rate"],
+           "mean_words": sum(len(r.split()) for r in responses) / len(responses), "scores": gold["scores"]}
+    if name != "sft":
+        win = load_metric("win_rate").compute(predictions=responses, references=ctx["responses"]["sft"],
+                                              prompts=prompts, world_seed=ctx["world_seed"])
+        row["win_rate_vs_sft"] = {k: win[k] for k in ("ci95", "n", "wins", "ties", "losses")} | {
+            "mean": win["win_rate"]}
+    if ctx["reward_model"] is not None:
+        row["reward_model_score"] = mean_ci(reward_scores(ctx["reward_model"], ctx["tokenizer"], prompts, responses,
+                                                          desc=f"reward model: {name}"))
+    return row
+
+
+def load_causal_lm(path: str):
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+
+
+def run_models(args: EvaluateArguments, world: ToyWorld, tasks) -> tuple[dict, dict]:
+    """Every model's responses, and its KL to SFT where it has one."""
+    prompts = [t.prompt for t in tasks]
+    tokenizer = AutoTokenizer.from_pretrained(args.sft_model)
+    sft = load_causal_lm(args.sft_model)
+    reward = (AutoModelForSequenceClassification.from_pretrained(args.reward_model, num_labels=1, dtype=torch.float32)
+              if args.reward_model else None)
+    responses, kls = {}, {"sft": 0.0}
+    options = {"max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size}
+
+    def kl(policy, name: str) -> float:
+        set_seed(args.seed)
+        return kl_to_reference(policy, sft, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
+                               batch_size=args.batch_size, desc=f"KL to SFT: {name}")["kl"]["mean"]
+
+    if args.base_model:
+        base = load_causal_lm(args.base_model)
+        base_tokenizer = AutoTokenizer.from_pretrained(args.base_model)
+        responses["base"] = gold_eval(base, base_tokenizer, world, tasks, desc="base, zero-shot", **options)
+        responses["base_fewshot"] = gold_eval(base, base_tokenizer, world, tasks, fewshot=True,
+                                              shots=args.fewshot_shots, desc="base, few-shot", **options)
+        kls["base"], kls["base_fewshot"] = kl(base, "base"), None  # the few-shot prompt is another context
+        del base
+    responses["sft"] = gold_eval(sft, tokenizer, world, tasks, desc="SFT", **options)
+    if reward is not None and args.best_of_n >= 2:
+        responses["best_of_n"] = {"responses": best_of_n(sft, reward, tokenizer, prompts, args.best_of_n, args)}
+        kls["best_of_n"] = math.log(args.best_of_n) - (args.best_of_n - 1) / args.best_of_n
+    if args.ppo_model:
+        ppo = load_causal_lm(args.ppo_model)
+        responses["ppo"] = gold_eval(ppo, tokenizer, world, tasks, desc="PPO", **options)
+        kls["ppo"] = kl(ppo, "ppo")
+    responses = {name: r["responses"] for name, r in responses.items()}
+    ctx = {"prompts": prompts, "tasks": tasks, "world_seed": world.seed, "responses": responses,
+           "reward_model": reward, "tokenizer": tokenizer}
+    rows = {name: measure(name, r, ctx) | {"kl_to_sft": kls[name]} for name, r in responses.items()}
+    return rows, responses
+
+
+def ladder(rows: dict) -> list[dict]:
+    """The paired change in gold score between neighbours on base < prompted base < SFT < PPO."""
+    present = [name for name in LADDER if name in rows]
+    steps = []
+    for lower, upper in zip(present, present[1:]):
+        change = mean_ci([b - a for a, b in zip(rows[lower]["scores"], rows[upper]["scores"])])
+        steps.append({"from": lower, "to": upper, "gold_change": change, "holds": change["ci95"][0] > 0})
+    return steps
+
+
+def _ci(x: dict | None, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    return f"{x['mean']:.{digits}f} ({x['ci95'][0]:.{digits}f} to {x['ci95'][1]:.{digits}f})"
+
+
+def write_markdown(path: Path, report: dict, tasks, responses: dict, plot: Path, curves: Path | None,
+                   num_samples: int) -> None:
+    rows, here = report["models"], path.parent
+    lines = [f"# Evaluation report: {report['run']}", "",
+             f"{report['num_prompts']} held-out toy-world prompts, never seen in training, scored by the noise-free "
+             "gold labeler (0 to 1). Greedy decoding except best-of-n. 95% confidence intervals in brackets; win "
+             "rates count a tie as half.", "",
+             "| model | gold score | win rate vs SFT | reward-model score | KL to SFT (nats) | mean words | "
+             "refuses harmful | refuses harmless |", "|---|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        kl = row["kl_to_sft"]
+        lines.append(f"| {NAMES[name]} | {_ci(row['gold'])} | {_ci(row.get('win_rate_vs_sft'))} | "
+                     f"{_ci(row.get('reward_model_score'), 2)} | {'–' if kl is None else f'{kl:.2f}'} | "
+                     f"{row['mean_words']:.1f} | {row['refusal_rate_harmful']:.0%} | "
+                     f"{row['over_refusal_harmless']:.0%} |")
+    lines += ["", "## The InstructGPT ordering: base < prompted base < SFT < PPO", "",
+              "The paired change in gold score from each model to the next, over the same prompts:", "",
+              "| step | gold change | holds (CI above 0) |", "|---|---|---|"]
+    lines += [f"| {NAMES[s['from']]} → {NAMES[s['to']]} | {_ci(s['gold_change'])} | "
+              f"{'yes' if s['holds'] else '**no**'} |" for s in report["ordering"]]
+    lines += ["", f"![the table as bars]({os.path.relpath(plot, here)})", ""]
+    if curves is not None:
+        lines += ["## PPO training", "", "Reward-model score, gold score on held-out prompts, KL to SFT and response "
+                  "length over PPO's steps:", "", f"![PPO curves]({os.path.relpath(curves, here)})", ""]
+    families = list(next(iter(rows.values()))["by_family"])
+    lines += ["## Gold score per task family", "", "| model | " + " | ".join(families) + " |",
+              "|---|" + "---|" * len(families)]
+    lines += [f"| {NAMES[n]} | " + " | ".join(f"{r['by_family'][f]:.2f}" for f in families) + " |"
+              for n, r in rows.items()]
+    lines += ["", "## Samples side by side", ""]
+    for i, task in enumerate(tasks[:num_samples]):
+        lines += [f"**{task.prompt}** ({task.family})", "", "| model | response | gold |", "|---|---|---|"]
+        lines += [f"| {NAMES[n]} | {responses[n][i]!r} | {rows[n]['scores'][i]:.2f} |".replace("\n", " ")
+                  for n in rows]
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def plot(path: Path, rows: dict) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows)
+    panels = {"gold score": "gold", "win rate vs SFT": "win_rate_vs_sft", "reward-model score": "reward_model_score"}
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(16, 3.8))
+    for ax, (title, key) in zip(axes, panels.items()):
+        shown = [n for n in names if rows[n].get(key)]
+        means = [rows[n][key]["mean"] for n in shown]
+        errors = [[m - rows[n][key]["ci95"][0] for n, m in zip(shown, means)],
+                  [rows[n][key]["ci95"][1] - m for n, m in zip(shown, means)]]
+        ax.bar(range(len(shown)), means, yerr=errors, capsize=4, color="tab:blue")
+        ax.set_xticks(range(len(shown)), [NAMES[n].replace(", ", "\n").replace(" (", "\n(") for n in shown],
+                      fontsize="small")
+        ax.set_title(f"{title} (95% CI)")
+        if key == "win_rate_vs_sft":
+            ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax = axes[-1]
+    width = 0.4
+    for offset, (key, label) in zip((-width / 2, width / 2), (("refusal_rate_harmful", "harmful prompts"),
+                                                             ("over_refusal_harmless", "harmless prompts"))):
+        ax.bar([i + offset for i in range(len(names))], [rows[n][key] for n in names], width, label=label)
+    ax.set_xticks(range(len(names)), [NAMES[n].replace(", ", "\n").replace(" (", "\n(") for n in names],
+                  fontsize="small")
+    ax.set_title("refusal rate")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def main(args: EvaluateArguments) -> dict:
+    if not args.sft_model:
+        raise ValueError("sft_model is not set: the report compares every model with SFT")
+    for key in ("sft_model", "base_model", "reward_model", "ppo_model"):
+        if getattr(args, key):
+            run_dir.check_input(getattr(args, key), key)
+    out = run_dir.start_stage(args.output_dir)
+    report_dir = Path(args.report_dir) if args.report_dir else out.parent
+    run_dir.save_config(out, args)
+    world = ToyWorld(args.world_seed)
+    tasks = world.tasks("eval", args.num_prompts)
+    rows, responses = run_models(args, world, tasks)
+    report = {"run": str(report_dir), "num_prompts": len(tasks), "models": rows, "ordering": ladder(rows)}
+    with (out / "responses.jsonl").open("w") as f:
+        for i, task in enumerate(tasks):
+            f.write(json.dumps({"prompt": task.prompt, "family": task.family, **{
+                name: {"response": responses[name][i], "gold": rows[name]["scores"][i]} for name in rows}}) + "\n")
+    figure = plot(out / "report.png", rows)
+    curves = Path(args.ppo_model).parent / "curves.png" if args.ppo_model else None
+    write_markdown(report_dir / "report.md", report, tasks, responses, figure,
+                   curves if curves and curves.exists() else None, args.num_samples)
+    for row in rows.values():
+        row.pop("scores")  # per prompt, in responses.jsonl
+    (report_dir / "report.json").write_text(json.dumps(report, indent=2))
+    for name, row in rows.items():
+        print(f"{NAMES[name]:32s} gold {_ci(row['gold'])}  win vs SFT {_ci(row.get('win_rate_vs_sft'))}")
+    for step in report["ordering"]:
+        print(f"{step['from']} -> {step['to']}: gold change {_ci(step['gold_change'])}"
+              f"{'' if step['holds'] else '  (NOT above 0)'}")
+    print(f"report: {report_dir / 'report.md'}")
+    summary = {name: {"gold": row["gold"]["mean"], "win_rate_vs_sft": row.get("win_rate_vs_sft", {}).get("mean")}
+               for name, row in rows.items()}
+    run_dir.mark_complete(out, "evaluate", {"models": summary, "ordering_holds": all(
+        s["holds"] for s in report["ordering"])})
+    return report
+
+
+if __name__ == "__main__":
+    main(*parse_config((EvaluateArguments,)))
