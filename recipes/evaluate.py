@@ -40,6 +40,7 @@ METRICS = Path(__file__).resolve().parents[1] / "metrics"
 LADDER = ("base", "base_fewshot", "sft", "ppo")  # the InstructGPT ordering, worst first
 NAMES = {"base": "base, zero-shot", "base_fewshot": "base, few-shot prompted", "sft": "SFT",
          "best_of_n": "best-of-n (SFT + reward model)", "ppo": "PPO"}
+SHORT = {"base": "base", "base_fewshot": "base\nfew-shot", "sft": "SFT", "best_of_n": "best-of-n", "ppo": "PPO"}
 
 
 @dataclass
@@ -222,8 +223,7 @@ def plot(path: Path, rows: dict) -> Path:
         errors = [[m - rows[n][key]["ci95"][0] for n, m in zip(shown, means)],
                   [rows[n][key]["ci95"][1] - m for n, m in zip(shown, means)]]
         ax.bar(range(len(shown)), means, yerr=errors, capsize=4, color="tab:blue")
-        ax.set_xticks(range(len(shown)), [NAMES[n].replace(", ", "\n").replace(" (", "\n(") for n in shown],
-                      fontsize="small")
+        ax.set_xticks(range(len(shown)), [SHORT[n] for n in shown], fontsize="small")
         ax.set_title(f"{title} (95% CI)")
         if key == "win_rate_vs_sft":
             ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
@@ -232,10 +232,9 @@ def plot(path: Path, rows: dict) -> Path:
     for offset, (key, label) in zip((-width / 2, width / 2), (("refusal_rate_harmful", "harmful prompts"),
                                                              ("over_refusal_harmless", "harmless prompts"))):
         ax.bar([i + offset for i in range(len(names))], [rows[n][key] for n in names], width, label=label)
-    ax.set_xticks(range(len(names)), [NAMES[n].replace(", ", "\n").replace(" (", "\n(") for n in names],
-                  fontsize="small")
+    ax.set_xticks(range(len(names)), [SHORT[n] for n in names], fontsize="small")
     ax.set_title("refusal rate")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="center left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
