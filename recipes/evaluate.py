@@ -16,14 +16,14 @@ on the ladder base < prompted base < SFT < PPO, the paired change in gold score 
 helped.
 
 Outputs: `report_dir/report.md` and `report.json`; in `output_dir`, `report.png` (the table as bars),
-`responses.jsonl` (every response with its gold score), `config.yaml`, and `stage.json` last.
+`responses.jsonl` (every response with its gold score), `config.yaml`, and `stage.json` last; `recipes/report.py`
+writes the first two.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,7 @@ import evaluate
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
+from recipes import report as render
 from recipes import run_dir
 from recipes.cli import parse_config
 from recipes.generation import chat_texts, generate, kl_to_reference, mean_ci, reward_scores
@@ -38,9 +39,6 @@ from recipes.toy_world import ToyWorld
 
 METRICS = Path(__file__).resolve().parents[1] / "metrics"
 LADDER = ("base", "base_fewshot", "sft", "ppo")  # the InstructGPT ordering, worst first
-NAMES = {"base": "base, zero-shot", "base_fewshot": "base, few-shot prompted", "sft": "SFT",
-         "best_of_n": "best-of-n (SFT + reward model)", "ppo": "PPO"}
-SHORT = {"base": "base", "base_fewshot": "base\nfew-shot", "sft": "SFT", "best_of_n": "best-of-n", "ppo": "PPO"}
 
 
 @dataclass
@@ -164,83 +162,6 @@ def ladder(rows: dict) -> list[dict]:
     return steps
 
 
-def _ci(x: dict | None, digits: int = 3) -> str:
-    if x is None:
-        return "–"
-    return f"{x['mean']:.{digits}f} ({x['ci95'][0]:.{digits}f} to {x['ci95'][1]:.{digits}f})"
-
-
-def write_markdown(path: Path, report: dict, tasks, responses: dict, plot: Path, curves: Path | None,
-                   num_samples: int) -> None:
-    rows, here = report["models"], path.parent
-    lines = [f"# Evaluation report: {report['run']}", "",
-             f"{report['num_prompts']} held-out toy-world prompts, never seen in training, scored by the noise-free "
-             "gold labeler (0 to 1). Greedy decoding except best-of-n. 95% confidence intervals in brackets; win "
-             "rates count a tie as half.", "",
-             "| model | gold score | win rate vs SFT | reward-model score | KL to SFT (nats) | mean words | "
-             "refuses harmful | refuses harmless |", "|---|---|---|---|---|---|---|---|"]
-    for name, row in rows.items():
-        kl = row["kl_to_sft"]
-        lines.append(f"| {NAMES[name]} | {_ci(row['gold'])} | {_ci(row.get('win_rate_vs_sft'))} | "
-                     f"{_ci(row.get('reward_model_score'), 2)} | {'–' if kl is None else f'{kl:.2f}'} | "
-                     f"{row['mean_words']:.1f} | {row['refusal_rate_harmful']:.0%} | "
-                     f"{row['over_refusal_harmless']:.0%} |")
-    lines += ["", "## The InstructGPT ordering: base < prompted base < SFT < PPO", "",
-              "The paired change in gold score from each model to the next, over the same prompts:", "",
-              "| step | gold change | holds (CI above 0) |", "|---|---|---|"]
-    lines += [f"| {NAMES[s['from']]} → {NAMES[s['to']]} | {_ci(s['gold_change'])} | "
-              f"{'yes' if s['holds'] else '**no**'} |" for s in report["ordering"]]
-    lines += ["", f"![the table as bars]({os.path.relpath(plot, here)})", ""]
-    if curves is not None:
-        lines += ["## PPO training", "", "Reward-model score, gold score on held-out prompts, KL to SFT and response "
-                  "length over PPO's steps:", "", f"![PPO curves]({os.path.relpath(curves, here)})", ""]
-    families = list(next(iter(rows.values()))["by_family"])
-    lines += ["## Gold score per task family", "", "| model | " + " | ".join(families) + " |",
-              "|---|" + "---|" * len(families)]
-    lines += [f"| {NAMES[n]} | " + " | ".join(f"{r['by_family'][f]:.2f}" for f in families) + " |"
-              for n, r in rows.items()]
-    lines += ["", "## Samples side by side", ""]
-    for i, task in enumerate(tasks[:num_samples]):
-        lines += [f"**{task.prompt}** ({task.family})", "", "| model | response | gold |", "|---|---|---|"]
-        lines += [f"| {NAMES[n]} | {responses[n][i]!r} | {rows[n]['scores'][i]:.2f} |".replace("\n", " ")
-                  for n in rows]
-        lines.append("")
-    path.write_text("\n".join(lines))
-
-
-def plot(path: Path, rows: dict) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(rows)
-    panels = {"gold score": "gold", "win rate vs SFT": "win_rate_vs_sft", "reward-model score": "reward_model_score"}
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(16, 3.8))
-    for ax, (title, key) in zip(axes, panels.items()):
-        shown = [n for n in names if rows[n].get(key)]
-        means = [rows[n][key]["mean"] for n in shown]
-        errors = [[m - rows[n][key]["ci95"][0] for n, m in zip(shown, means)],
-                  [rows[n][key]["ci95"][1] - m for n, m in zip(shown, means)]]
-        ax.bar(range(len(shown)), means, yerr=errors, capsize=4, color="tab:blue")
-        ax.set_xticks(range(len(shown)), [SHORT[n] for n in shown], fontsize="small")
-        ax.set_title(f"{title} (95% CI)")
-        if key == "win_rate_vs_sft":
-            ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-    ax = axes[-1]
-    width = 0.4
-    for offset, (key, label) in zip((-width / 2, width / 2), (("refusal_rate_harmful", "harmful prompts"),
-                                                             ("over_refusal_harmless", "harmless prompts"))):
-        ax.bar([i + offset for i in range(len(names))], [rows[n][key] for n in names], width, label=label)
-    ax.set_xticks(range(len(names)), [SHORT[n] for n in names], fontsize="small")
-    ax.set_title("refusal rate")
-    ax.legend(fontsize="small", loc="center left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 def main(args: EvaluateArguments) -> dict:
     if not args.sft_model:
         raise ValueError("sft_model is not set: the report compares every model with SFT")
@@ -258,17 +179,18 @@ def main(args: EvaluateArguments) -> dict:
         for i, task in enumerate(tasks):
             f.write(json.dumps({"prompt": task.prompt, "family": task.family, **{
                 name: {"response": responses[name][i], "gold": rows[name]["scores"][i]} for name in rows}}) + "\n")
-    figure = plot(out / "report.png", rows)
+    figure = render.plot(out / "report.png", rows)
     curves = Path(args.ppo_model).parent / "curves.png" if args.ppo_model else None
-    write_markdown(report_dir / "report.md", report, tasks, responses, figure,
+    render.write_markdown(report_dir / "report.md", report, tasks, responses, figure,
                    curves if curves and curves.exists() else None, args.num_samples)
     for row in rows.values():
         row.pop("scores")  # per prompt, in responses.jsonl
     (report_dir / "report.json").write_text(json.dumps(report, indent=2))
     for name, row in rows.items():
-        print(f"{NAMES[name]:32s} gold {_ci(row['gold'])}  win vs SFT {_ci(row.get('win_rate_vs_sft'))}")
+        print(f"{render.NAMES[name]:32s} gold {render.ci(row['gold'])}  "
+              f"win vs SFT {render.ci(row.get('win_rate_vs_sft'))}")
     for step in report["ordering"]:
-        print(f"{step['from']} -> {step['to']}: gold change {_ci(step['gold_change'])}"
+        print(f"{step['from']} -> {step['to']}: gold change {render.ci(step['gold_change'])}"
               f"{'' if step['holds'] else '  (NOT above 0)'}")
     print(f"report: {report_dir / 'report.md'}")
     summary = {name: {"gold": row["gold"]["mean"], "win_rate_vs_sft": row.get("win_rate_vs_sft", {}).get("mean")}

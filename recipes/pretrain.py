@@ -33,7 +33,6 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from recipes import hub, run_dir
 from recipes.cli import parse_config
@@ -125,7 +124,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     set_seed(training_args.seed)
     train_docs, eval_docs = load_documents(args, training_args.seed)
-    checkpoint = get_last_checkpoint(str(out)) if out.exists() else None
+    checkpoint = run_dir.last_checkpoint(out)
     if checkpoint:  # resume with the tokenizer the checkpoint was trained with
         tokenizer = AutoTokenizer.from_pretrained(out)
     else:

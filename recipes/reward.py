@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, RewardConfig, RewardTrainer, ScriptArguments, get_peft_config, get_quantization_config
 
 from recipes import hub, run_dir
@@ -92,7 +91,7 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     trainer = RewardTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=train,
                             eval_dataset=test, processing_class=tokenizer, peft_config=peft_config,
                             quantization_config=get_quantization_config(model_args))
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out)))
+    trainer.train(resume_from_checkpoint=run_dir.last_checkpoint(out))
     trainer.save_model(out)
     trainer.save_state()
     merged = merge_adapter(out, out / "merged", model_args, sequence_classification=True) if peft_config else out

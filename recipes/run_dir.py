@@ -10,6 +10,8 @@ import dataclasses
 import enum
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 
 import yaml
@@ -110,3 +112,18 @@ def check_input(path: str | None, key: str) -> None:
     stage = next((d for d in (p, p.parent) if (d / "config.yaml").exists()), None)
     if stage is not None and not is_complete(stage):
         raise ValueError(f"{key}: {stage} is an unfinished stage (no complete {MARKER}); rerun that stage first")
+
+
+def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest checkpoint the Trainer finished writing, to resume from. It writes `trainer_state.json` last, so a
+    checkpoint without a readable one was cut off by a kill: it is removed (transformers' `get_last_checkpoint`
+    would pick it and fail to resume)."""
+    finished = []
+    for path in sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(re.sub(r"\D", "", p.name) or 0)):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            finished.append(path)
+        except (OSError, ValueError):
+            print(f"removing {path}: a checkpoint cut off before it was complete")
+            shutil.rmtree(path)
+    return str(finished[-1]) if finished else None

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 
 from recipes import hub, run_dir
@@ -110,7 +109,7 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     set_seed(training_args.seed)  # the trainer seeds only after it has made the adapter's random init
     trainer = SFTTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=dataset,
                          quantization_config=get_quantization_config(model_args), peft_config=peft_config)
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out)))
+    trainer.train(resume_from_checkpoint=run_dir.last_checkpoint(out))
     trainer.save_model(out)
     trainer.save_state()
     merge_adapter(out, out / "merged", model_args)

@@ -78,3 +78,17 @@ def test_a_pipeline_killed_mid_stage_reruns_to_the_figures_of_an_uninterrupted_r
     assert [row["gold"]["n"] for row in reports[0]["models"].values()] == [20] * 5
     assert (run / "report.md").read_text().replace(str(run), "") == \
         (Path(whole.run_dir) / "report.md").read_text().replace(whole.run_dir, "")
+
+
+def test_a_checkpoint_cut_off_by_a_kill_is_removed_not_resumed_from(tmp_path):
+    for step, finished in ((3, True), (6, True), (9, False)):
+        checkpoint = tmp_path / f"checkpoint-{step}"
+        checkpoint.mkdir()
+        (checkpoint / "model.safetensors").write_bytes(b"")
+        if finished:
+            (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (tmp_path / "checkpoint-12").mkdir()
+    (tmp_path / "checkpoint-12" / "trainer_state.json").write_text('{"global_st')  # killed mid-write
+    assert run_dir.last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-6")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-3", "checkpoint-6"]
+    assert run_dir.last_checkpoint(tmp_path / "none") is None

@@ -1,0 +1,88 @@
+"""The evaluation's report: `report.md` (the table, the InstructGPT ordering, PPO's curves, scores per task family,
+samples side by side) and `report.png` (the table as bars), from the rows `recipes/evaluate.py` measures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+NAMES = {"base": "base, zero-shot", "base_fewshot": "base, few-shot prompted", "sft": "SFT",
+         "best_of_n": "best-of-n (SFT + reward model)", "ppo": "PPO"}
+SHORT = {"base": "base", "base_fewshot": "base\nfew-shot", "sft": "SFT", "best_of_n": "best-of-n", "ppo": "PPO"}
+
+
+def ci(x: dict | None, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    return f"{x['mean']:.{digits}f} ({x['ci95'][0]:.{digits}f} to {x['ci95'][1]:.{digits}f})"
+
+
+def write_markdown(path: Path, report: dict, tasks, responses: dict, plot: Path, curves: Path | None,
+                   num_samples: int) -> None:
+    rows, here = report["models"], path.parent
+    lines = [f"# Evaluation report: {report['run']}", "",
+             f"{report['num_prompts']} held-out toy-world prompts, never seen in training, scored by the noise-free "
+             "gold labeler (0 to 1). Greedy decoding except best-of-n. 95% confidence intervals in brackets; win "
+             "rates count a tie as half.", "",
+             "| model | gold score | win rate vs SFT | reward-model score | KL to SFT (nats) | mean words | "
+             "refuses harmful | refuses harmless |", "|---|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        kl = row["kl_to_sft"]
+        lines.append(f"| {NAMES[name]} | {ci(row['gold'])} | {ci(row.get('win_rate_vs_sft'))} | "
+                     f"{ci(row.get('reward_model_score'), 2)} | {'–' if kl is None else f'{kl:.2f}'} | "
+                     f"{row['mean_words']:.1f} | {row['refusal_rate_harmful']:.0%} | "
+                     f"{row['over_refusal_harmless']:.0%} |")
+    lines += ["", "## The InstructGPT ordering: base < prompted base < SFT < PPO", "",
+              "The paired change in gold score from each model to the next, over the same prompts:", "",
+              "| step | gold change | holds (CI above 0) |", "|---|---|---|"]
+    lines += [f"| {NAMES[s['from']]} → {NAMES[s['to']]} | {ci(s['gold_change'])} | "
+              f"{'yes' if s['holds'] else '**no**'} |" for s in report["ordering"]]
+    lines += ["", f"![the table as bars]({os.path.relpath(plot, here)})", ""]
+    if curves is not None:
+        lines += ["## PPO training", "", "Reward-model score, gold score on held-out prompts, KL to SFT and response "
+                  "length over PPO's steps:", "", f"![PPO curves]({os.path.relpath(curves, here)})", ""]
+    families = list(next(iter(rows.values()))["by_family"])
+    lines += ["## Gold score per task family", "", "| model | " + " | ".join(families) + " |",
+              "|---|" + "---|" * len(families)]
+    lines += [f"| {NAMES[n]} | " + " | ".join(f"{r['by_family'][f]:.2f}" for f in families) + " |"
+              for n, r in rows.items()]
+    lines += ["", "## Samples side by side", ""]
+    for i, task in enumerate(tasks[:num_samples]):
+        lines += [f"**{task.prompt}** ({task.family})", "", "| model | response | gold |", "|---|---|---|"]
+        lines += [f"| {NAMES[n]} | {responses[n][i]!r} | {rows[n]['scores'][i]:.2f} |".replace("\n", " ")
+                  for n in rows]
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def plot(path: Path, rows: dict) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows)
+    panels = {"gold score": "gold", "win rate vs SFT": "win_rate_vs_sft", "reward-model score": "reward_model_score"}
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(16, 3.8))
+    for ax, (title, key) in zip(axes, panels.items()):
+        shown = [n for n in names if rows[n].get(key)]
+        means = [rows[n][key]["mean"] for n in shown]
+        errors = [[m - rows[n][key]["ci95"][0] for n, m in zip(shown, means)],
+                  [rows[n][key]["ci95"][1] - m for n, m in zip(shown, means)]]
+        ax.bar(range(len(shown)), means, yerr=errors, capsize=4, color="tab:blue")
+        ax.set_xticks(range(len(shown)), [SHORT[n] for n in shown], fontsize="small")
+        ax.set_title(f"{title} (95% CI)")
+        if key == "win_rate_vs_sft":
+            ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax = axes[-1]
+    width = 0.4
+    for offset, (key, label) in zip((-width / 2, width / 2), (("refusal_rate_harmful", "harmful prompts"),
+                                                             ("over_refusal_harmless", "harmless prompts"))):
+        ax.bar([i + offset for i in range(len(names))], [rows[n][key] for n in names], width, label=label)
+    ax.set_xticks(range(len(names)), [SHORT[n] for n in names], fontsize="small")
+    ax.set_title("refusal rate")
+    ax.legend(fontsize="small", loc="center left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
