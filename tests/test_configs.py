@@ -68,3 +68,15 @@ def test_saved_config_reads_back(tmp_path):
     reparsed = parse_config(STAGES["pretrain"], ["--config", str(saved)])
     assert reparsed[0] == parsed[0]
     assert reparsed[1].to_dict() == parsed[1].to_dict()
+
+
+def test_every_command_in_the_readmes_names_a_stage_and_a_config_that_parses():
+    """The READMEs' `python -m recipes.<stage> --config <file>` lines stay true as recipes and configs change."""
+    text = "\n".join(p.read_text() for p in (ROOT / "README.md", ROOT / "notebooks" / "README.md"))
+    commands = set(re.findall(r"python -m recipes\.(\w+) --config ([\w./-]+\.yaml)", text))
+    assert len(commands) >= 10, commands
+    for stage, path in sorted(commands):
+        assert stage in STAGES, f"README: recipes.{stage} is not a stage"
+        values = yaml.safe_load((ROOT / path).read_text())
+        cpu = ["--use_cpu", "true"] if values.get("bf16") else []
+        parse_config(STAGES[stage], ["--config", str(ROOT / path), *cpu])
