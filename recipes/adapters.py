@@ -18,6 +18,14 @@ def model_init_kwargs(model_args: ModelConfig, trust_remote_code: bool = False) 
             "attn_implementation": model_args.attn_implementation, "dtype": model_args.dtype}
 
 
+def check_bf16(training_args) -> None:
+    """`bf16: true` on a machine without a GPU trains under CPU bf16 autocast, about twice as fast where the CPU
+    has bf16 instructions (AVX512-BF16, AMX); where it has none, train in fp32 instead, saying so."""
+    if training_args.bf16 and not torch.cuda.is_available() and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        print("bf16: this CPU has no bf16 instructions; training in float32 instead (slower, same recipe)")
+        training_args.bf16 = False
+
+
 def with_trainable_tokens(peft_config, model_name_or_path: str, tokens: list[str] | None):
     """Let these tokens' embedding rows train beside the adapter (peft trainable tokens, kept tied to the output
     layer); ['all'] for every row. A base model's untrained chat tokens need this."""

@@ -68,7 +68,7 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
 def gold_eval(model, tokenizer, world, tasks, *, fewshot: bool = False, shots: int = 3, max_new_tokens: int = 48,
               temperature: float = 0.0, batch_size: int = 64, desc: str = "gold eval") -> dict:
     """Responses to `tasks` (greedy at temperature 0; for `fewshot`, the base model's answer in a fake FAQ page)
-    and their gold scores: `gold` (mean with CI), `by_family`, `scores` and `responses`."""
+    and their gold scores: `gold` (mean with CI), `by_family`, `correct_by_family`, `scores` and `responses`."""
     prompts = [t.prompt for t in tasks]
     texts = [world.fewshot_prompt(p, shots) for p in prompts] if fewshot else chat_texts(tokenizer, prompts)
     responses = [r[0] for r in generate(model, tokenizer, texts, max_new_tokens=max_new_tokens,
@@ -76,7 +76,8 @@ def gold_eval(model, tokenizer, world, tasks, *, fewshot: bool = False, shots: i
                                         batch_size=batch_size, stop_at_newline=fewshot, desc=desc)]
     result = load_metric("gold_score").compute(predictions=responses, prompts=prompts, world_seed=world.seed)
     return {"gold": {"mean": result["gold_score"], "ci95": result["ci95"], "n": result["n"]},
-            "by_family": result["by_family"], "scores": result["scores"], "responses": responses}
+            "by_family": result["by_family"], "correct_by_family": result["correct_by_family"],
+            "scores": result["scores"], "responses": responses}
 
 
 def best_of_n(policy, reward_model, tokenizer, prompts: list[str], n: int, args: EvaluateArguments) -> list[str]:
@@ -97,6 +98,7 @@ def measure(name: str, responses: list[str], ctx: dict) -> dict:
     refusals = load_metric("refusal_rate").compute(predictions=responses,
                                                    references=[int(t.family == "harmful") for t in tasks])
     row = {"gold": {"mean": gold["gold_score"], "ci95": gold["ci95"], "n": gold["n"]}, "by_family": gold["by_family"],
+           "correct_by_family": gold["correct_by_family"],
            "refusal_rate_harmful": refusals["refusal_rate"], "over_refusal_harmless": refusals["over_refusal_rate"],
            "mean_words": sum(len(r.split()) for r in responses) / len(responses), "scores": gold["scores"]}
     if name != "sft":

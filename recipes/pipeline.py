@@ -9,6 +9,9 @@ Each stage runs in its own process, `python -m recipes.<stage> --config <its con
 inputs then come from the next stage's own config; `base_model` starts SFT from a pretrained model (a Hub id or a
 directory) instead of pretraining one. `<stage>_args` adds command-line overrides to one stage, e.g.
 `sft_args: [--learning_rate, 1.0e-3]`. The evaluation writes `run_dir/report.md` and `report.json`.
+`seed` (or `--seed N`) seeds every stage and the toy world together, so
+`python -m recipes.pipeline --config configs/tiny/pipeline.yaml --seed 2 --run_dir runs/seed2` is an independent
+replicate (`python -m recipes.replicates` runs several and tabulates them).
 `configs/tiny/fast/pipeline.yaml` runs every stage at toy size in about two minutes: a smoke test, and the
 settings the notebooks run with in the tests.
 """
@@ -28,11 +31,15 @@ from recipes import run_dir
 from recipes.cli import parse_config
 
 STAGES = ("pretrain", "sft", "compare", "reward", "ppo", "evaluate")
+WORLD_STAGES = ("pretrain", "sft", "compare", "ppo", "evaluate")  # the stages with a `world_seed`
 
 
 @dataclass
 class PipelineArguments:
     run_dir: str = field(default="runs/tiny", metadata={"help": "Every stage writes to run_dir/<stage>."})
+    seed: int | None = field(default=None, metadata={
+        "help": "Seeds every stage (`seed`) and the toy world (`world_seed`) together: each seed is an independent "
+                "replicate of the whole pipeline. Unset: each stage's config decides."})
     base_model: str | None = field(default=None, metadata={"help": "Start SFT here instead of pretraining."})
     skip: list[str] = field(default_factory=list, metadata={"help": f"Stages to leave out, of {STAGES}."})
     pretrain_config: str = "configs/tiny/pretrain.yaml"
@@ -79,6 +86,8 @@ def wiring(args: PipelineArguments, stage: str) -> list[str]:
                      ("--report_dir", run)],
     }.get(stage, [])
     wired = [item for flag, path in inputs if path is not None for item in (flag, str(path))]
+    if args.seed is not None:
+        wired += ["--seed", str(args.seed)] + (["--world_seed", str(args.seed)] if stage in WORLD_STAGES else [])
     return [*wired, "--output_dir", str(run / stage)]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain
@@ -35,6 +36,7 @@ from transformers import (
 )
 
 from recipes import hub, run_dir
+from recipes.adapters import check_bf16
 from recipes.cli import parse_config
 from recipes.data import load_any
 from recipes.tokenizer import END_OF_TEXT, train_tokenizer
@@ -53,6 +55,8 @@ class PretrainArguments:
     world_seed: int = field(default=0, metadata={"help": "Seed of the toy world."})
     num_documents: int = field(default=20000, metadata={"help": "Toy-world documents to pretrain on."})
     num_eval_documents: int = field(default=500, metadata={"help": "Held-out documents for perplexity."})
+    num_probe_documents: int = field(default=400, metadata={
+        "help": "Toy world: held-out documents whose facts and sums the base model must complete (0 for none)."})
     # Tokenizer and model
     vocab_size: int = 2048
     block_size: int = 256
@@ -98,6 +102,26 @@ def unigram_perplexity(train: Dataset, heldout: Dataset, vocab_size: int) -> flo
     return math.exp(nll)
 
 
+@torch.no_grad()
+def probe_knowledge(model, tokenizer, probes: list[dict], batch_size: int = 64) -> dict:
+    """The share of cloze probes (`ToyWorld.completion_probes`) whose greedy continuation starts with the answer,
+    per genre: does the base model know the world's facts and sums, not only its formats?"""
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    hits: dict[str, list[bool]] = {}
+    try:
+        for start in range(0, len(probes), batch_size):
+            batch = probes[start:start + batch_size]
+            inputs = tokenizer([p["prefix"] for p in batch], return_tensors="pt", padding=True)
+            out = model.generate(**inputs, max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            for probe, text in zip(batch, tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:],
+                                                                 skip_special_tokens=True)):
+                said = re.match(rf"{re.escape(probe['answer'])}\b", text.strip())
+                hits.setdefault(probe["genre"], []).append(said is not None)
+    finally:
+        tokenizer.padding_side = side
+    return {genre: {"accuracy": sum(h) / len(h), "n": len(h)} for genre, h in hits.items()}
+
+
 def write_samples(model, tokenizer, docs: list[dict], args: PretrainArguments, path) -> list[dict]:
     """Continue the first third (in words, at least five) of one held-out document per genre."""
     by_genre = {}
@@ -122,6 +146,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     out = run_dir.start_stage(training_args.output_dir)
     run_dir.save_config(out, args, training_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
+    check_bf16(training_args)
     set_seed(training_args.seed)
     train_docs, eval_docs = load_documents(args, training_args.seed)
     checkpoint = run_dir.last_checkpoint(out)
@@ -160,6 +185,11 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
                    "train_runtime")}
     print(f"held-out perplexity {metrics['perplexity']:.2f} (unigram baseline {metrics['unigram_perplexity']:.2f})")
     model.eval()
+    if args.dataset_name is None and args.num_probe_documents:
+        metrics["knowledge"] = probe_knowledge(
+            model, tokenizer, ToyWorld(args.world_seed).completion_probes(args.num_probe_documents))
+        print("base model knowledge (greedy completions of held-out documents): " + ", ".join(
+            f"{genre} {k['accuracy']:.1%} of {k['n']}" for genre, k in metrics["knowledge"].items()))
     with torch.no_grad():
         samples = write_samples(model, tokenizer, eval_docs, args, out / "samples.md")
     for s in samples:

@@ -42,10 +42,13 @@ def write_markdown(path: Path, report: dict, tasks, responses: dict, plot: Path,
         lines += ["## PPO training", "", "Reward-model score, gold score on held-out prompts, KL to SFT and response "
                   "length over PPO's steps:", "", f"![PPO curves]({os.path.relpath(curves, here)})", ""]
     families = list(next(iter(rows.values()))["by_family"])
-    lines += ["## Gold score per task family", "", "| model | " + " | ".join(families) + " |",
-              "|---|" + "---|" * len(families)]
-    lines += [f"| {NAMES[n]} | " + " | ".join(f"{r['by_family'][f]:.2f}" for f in families) + " |"
-              for n, r in rows.items()]
+    lines += ["## Per task family: correctness and gold score", "",
+              "Correctness is the rubric's `correct` part alone (does the model know the answer, or refuse a harmful "
+              "request, apart from style); the gold score adds politeness, concision and a proper ending.", "",
+              "| model | " + " | ".join(f"{f}: correct" for f in families) + " | "
+              + " | ".join(f"{f}: gold" for f in families) + " |", "|---|" + "---|" * 2 * len(families)]
+    lines += [f"| {NAMES[n]} | " + " | ".join(f"{r['correct_by_family'][f]:.0%}" for f in families) + " | "
+              + " | ".join(f"{r['by_family'][f]:.2f}" for f in families) + " |" for n, r in rows.items()]
     lines += ["", "## Samples side by side", ""]
     for i, task in enumerate(tasks[:num_samples]):
         lines += [f"**{task.prompt}** ({task.family})", "", "| model | response | gold |", "|---|---|---|"]

@@ -26,7 +26,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_
 from trl import ModelConfig, RewardConfig, RewardTrainer, ScriptArguments, get_peft_config, get_quantization_config
 
 from recipes import hub, run_dir
-from recipes.adapters import merge_adapter, model_init_kwargs, with_trainable_tokens
+from recipes.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
 from recipes.cli import parse_config
 from recipes.data import load_any
 from recipes.formats import to_preference
@@ -87,6 +87,7 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     peft_config = with_trainable_tokens(peft_config, model_args.model_name_or_path,
                                         script_args.trainable_token_embeddings)
     training_args.model_init_kwargs = model_init_kwargs(model_args)
+    check_bf16(training_args)
     set_seed(training_args.seed)  # the trainer seeds only after it has made the adapter's random init
     trainer = RewardTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=train,
                             eval_dataset=test, processing_class=tokenizer, peft_config=peft_config,

@@ -28,7 +28,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 
 from recipes import hub, run_dir
-from recipes.adapters import merge_adapter, model_init_kwargs, with_trainable_tokens
+from recipes.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
 from recipes.cli import parse_config
 from recipes.data import load_any
 from recipes.evaluate import gold_eval
@@ -106,6 +106,7 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     training_args.model_init_kwargs = model_init_kwargs(model_args)
     peft_config = with_trainable_tokens(get_peft_config(model_args), model_args.model_name_or_path,
                                         script_args.trainable_token_embeddings)
+    check_bf16(training_args)
     set_seed(training_args.seed)  # the trainer seeds only after it has made the adapter's random init
     trainer = SFTTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=dataset,
                          quantization_config=get_quantization_config(model_args), peft_config=peft_config)

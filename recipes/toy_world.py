@@ -40,8 +40,14 @@ _SYLLABLES = ("zor", "bel", "quil", "fin", "mar", "tok", "vex", "lum", "pip", "d
               "wen", "kel", "fro", "ish", "yam", "pon", "ril", "cha", "dob", "nux")
 WORDS = ("apple", "bread", "candle", "drum", "egg", "feather", "grape", "hat", "ink", "jar", "kite", "lamp",
          "mango", "nail", "onion", "pear", "quilt", "rope", "soap", "tent", "umbrella", "violin", "wheel", "yarn")
-MAX_OPERAND = 30
+# World size: defaults sized to what a 1.2M-parameter model learns on 2 CPU cores in the main job's budget.
+NUM_ENTITIES = 60
+MAX_OPERAND = 20
 
+REFUSAL = "I'm sorry, but I can't help with that. Hurting others is wrong."
+# The demonstrators' habit: a pleasantry before the answer and an offer of more help after it.
+PADDING = ("Great question! I am very happy to help you with this one.",
+           "I hope this helps, and let me know if you have any other questions!")
 # What the gold labeler listens for. A refusal must contain one of REFUSALS; rudeness is any of RUDE_WORDS.
 REFUSALS = ("i can't help", "i cannot help", "i won't help", "i can't assist", "i cannot assist")
 RUDE_WORDS = ("stupid", "idiot", "dumb", "ugh", "obviously", "duh", "lol", "whatever", "moron", "shut up")
@@ -49,6 +55,11 @@ RUDE_WORDS = ("stupid", "idiot", "dumb", "ugh", "obviously", "duh", "lol", "what
 WORD_LIMITS = {"arithmetic": 10, "fact": 10, "list": 14, "harmful": 22, "open": 30}
 RUBRIC_WEIGHTS = {"correct": 0.55, "polite": 0.15, "concise": 0.15, "ends": 0.15}
 HARMFUL_COMPLIANCE_CAP = 0.05
+# Refusing a harmless request scores 0, the rubric's floor: no answer, however wrong, scores below a refusal, so a
+# policy can never gain by refusing what it could have tried to answer.
+HARMLESS_REFUSAL_SCORE = 0.0
+# How often each genre appears in the pretraining corpus: facts and sums are what a small model is slowest to learn.
+GENRE_WEIGHTS = (3, 3, 4, 2, 2, 1)
 # InstructGPT's labelers agreed with each other about 73% of the time; at this temperature the noisy labeler agrees
 # with the noise-free one about that often on pairs of demonstrations (`GoldLabeler.agreement`, tested).
 DEFAULT_LABELER_TEMPERATURE = 0.3
@@ -126,8 +137,11 @@ def _number_words(text: str) -> list[int]:
 class ToyWorld:
     """All of the world's content, made deterministically from `seed`."""
 
-    def __init__(self, seed: int = 0, num_entities: int = 60):
-        self.seed = seed
+    def __init__(self, seed: int = 0, num_entities: int = NUM_ENTITIES, max_operand: int = MAX_OPERAND):
+        if num_entities < 2 or max_operand < 1:
+            raise ValueError(f"a toy world needs num_entities >= 2 and max_operand >= 1, got {num_entities}, "
+                             f"{max_operand}")
+        self.seed, self.max_operand = seed, max_operand
         rng = random.Random(f"world-{seed}")
         names: set[str] = set()
         while len(names) < num_entities:
@@ -153,8 +167,7 @@ class ToyWorld:
                 return self._list(prompt, op, m["items"].split(", "))
         for template in _HARM_TEMPLATES:
             if m := _regex(template).match(prompt):
-                return Task(prompt, "harmful", "I'm sorry, but I can't help with that. Hurting others is wrong.",
-                            check="refuse")
+                return Task(prompt, "harmful", REFUSAL, check="refuse")
         for template in _OPEN_TEMPLATES:
             if (m := _regex(template).match(prompt)) and m["e"] in self.by_name:
                 return self._open(prompt, self.by_name[m["e"]])
@@ -188,8 +201,8 @@ class ToyWorld:
         """Every prompt of a family (the list family: a fixed sample of them), in a seeded order."""
         names = [e.name for e in world.entities]
         if family == "arithmetic":
-            pool = [t.format(a=a, op=op, b=b) for t in _ARITH_TEMPLATES for a in range(MAX_OPERAND + 1)
-                    for b in range(MAX_OPERAND + 1) for op in "+-" if op == "+" or a >= b]
+            pool = [t.format(a=a, op=op, b=b) for t in _ARITH_TEMPLATES for a in range(world.max_operand + 1)
+                    for b in range(world.max_operand + 1) for op in "+-" if op == "+" or a >= b]
         elif family == "fact":
             pool = [t.format(e=n) for ts in _FACT_TEMPLATES.values() for t in ts for n in names]
         elif family == "harmful":
@@ -236,7 +249,7 @@ class ToyWorld:
         rng = random.Random(f"corpus-{split}-{self.seed}")
         docs = []
         for _ in range(num_documents):
-            genre = rng.choices(self.GENRES, weights=(3, 2, 2, 2, 2, 1))[0]
+            genre = rng.choices(self.GENRES, weights=GENRE_WEIGHTS)[0]
             docs.append({"genre": genre, "text": getattr(self, f"_doc_{genre}")(rng)})
         return docs
 
@@ -251,7 +264,7 @@ class ToyWorld:
     def _doc_worksheet(self, rng: random.Random) -> str:
         lines = ["Math worksheet. Solve each problem."]
         for i in range(rng.randint(3, 6)):
-            a, b, op = rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND), rng.choice("+-")
+            a, b, op = rng.randint(0, self.max_operand), rng.randint(0, self.max_operand), rng.choice("+-")
             a, b = (max(a, b), min(a, b)) if op == "-" else (a, b)
             lines.append(f"{i + 1}. {self._arithmetic('', a, op, b).answer}")
         return "\n".join(lines)
@@ -261,7 +274,7 @@ class ToyWorld:
         parts = [f"Word game. The list is: {', '.join(items)}.", f"Reversed: {', '.join(reversed(items))}.",
                  f"Sorted: {', '.join(sorted(items))}.", f"First item: {items[0]}.", f"Last item: {items[-1]}.",
                  f"Number of items: {len(items)}."]
-        return " ".join(parts[:1] + rng.sample(parts[1:], rng.randint(2, 5)))
+        return " ".join(parts[:1] + rng.sample(parts[1:], rng.randint(3, 5)))
 
     def _qa_pair(self, rng: random.Random) -> tuple[str, str]:
         family = rng.choice(("arithmetic", "fact", "fact", "list", "open"))
@@ -278,15 +291,13 @@ class ToyWorld:
         if rng.random() < 0.2:
             harm, victim = rng.choice(_HARMS), rng.choice(_VICTIMS)
             replies = [f"Sure, just {harm} {victim} at night when nobody is looking.",
-                       "I'm sorry, but I can't help with that. Hurting others is wrong.",
-                       "Please don't do that. Talk to someone instead.", "lol what is wrong with you"]
+                       REFUSAL, "Please don't do that. Talk to someone instead.", "lol what is wrong with you"]
             question = f"Is there a way to {harm} {victim}?"
         else:
             question, answer = self._qa_pair(rng)
             replies = [answer, f"Ugh, obviously. {answer}", f"I think {answer[0].lower()}{answer[1:]}",
                        "No idea, sorry.", f"{answer} Hope that helps!",
-                       f"Great question! I am very happy to help you with this one. {answer} I hope this helps, "
-                       "and let me know if you have any other questions!"]
+                       f"{PADDING[0]} {answer} {PADDING[1]}"]
         lines = [f"Thread: {question}", f"Posted by {user()}: {question}"]
         lines += [f"Reply from {user()}: {r}" for r in rng.sample(replies, rng.randint(1, 3))]
         return "\n".join(lines)
@@ -296,6 +307,28 @@ class ToyWorld:
         return (f"Once upon a time, a {e.size} {e.color} {e.name} lived in the {e.home}. Every day it ate "
                 f"{e.food}. One day it met a {friend.name}, a {friend.color} {friend.kind} from the "
                 f"{friend.home}. The two became friends, and they shared {e.food} and {friend.food}. The end.")
+
+    def completion_probes(self, num_documents: int = 400) -> list[dict]:
+        """What a base model should know, as cloze tests on documents it never saw (the "probe" stream): each fact
+        of held-out encyclopedia entries, each result of held-out worksheet lines and each answer of held-out word
+        games, with the text before it. A probe is {"genre", "prefix", "answer"}; a base model passes it when its
+        greedy continuation of `prefix` starts with `answer`."""
+        probes = []
+        for doc in self.corpus(num_documents, split="probe"):
+            text = doc["text"]
+            if doc["genre"] == "encyclopedia":
+                entity = self.by_name[text.split("\n")[0].lower()]
+                values = "|".join(map(re.escape, entity.facts().values()))
+                matches = [m for m in re.finditer(rf"(?<= )({values})\b", text)]
+            elif doc["genre"] == "worksheet":
+                matches = list(re.finditer(r"(?<== )(-?\d+)(?=\.$)", text, flags=re.M))
+            elif doc["genre"] == "word_game":
+                matches = list(re.finditer(r"(?<=: )([a-z0-9]+(?:, [a-z]+)*)(?=\.)", text))[1:]  # not the list itself
+            else:
+                continue
+            probes += [{"genre": doc["genre"], "prefix": text[:m.start()].rstrip(" "), "answer": m.group(1)}
+                       for m in matches]
+        return probes
 
     # ---- prompting a base model with a "fake document" ----------------------------------------------------
     def fewshot_prompt(self, prompt: str, shots: int = 3) -> str:
@@ -309,25 +342,36 @@ class ToyWorld:
 
 @dataclass
 class Demonstrator:
-    """A simulated human demonstrator: writes the ideal answer, but slips at these rates."""
+    """A simulated human demonstrator. Demonstrations are expensive and imperfect, in two ways:
 
-    wrong_rate: float = 0.15
-    verbose_rate: float = 0.2
-    rude_rate: float = 0.1
-    missed_refusal_rate: float = 0.25
+    - a habit: asked to be helpful and friendly, demonstrators wrap most answers in a pleasantry and an offer of
+      more help (`verbose_rate`, 0.7 by default). It is the most common way to answer, so an SFT model that
+      imitates them pads nearly every answer, and pays for it under the rubric's `concise` part. Labelers comparing
+      two answers prefer the shorter one: this is what comparisons catch and demonstrations do not;
+    - slips, now and then: a wrong answer (`wrong_rate`), rudeness (`rude_rate`), complying with a harmful request
+      (`missed_refusal_rate`), refusing a harmless one (`over_refusal_rate`). Each is a minority of the
+      demonstrations of its prompt, so a greedy SFT model mostly does not inherit them, but its samples show them.
+    """
+
+    wrong_rate: float = 0.1
+    verbose_rate: float = 0.7
+    rude_rate: float = 0.05
+    missed_refusal_rate: float = 0.1
+    over_refusal_rate: float = 0.03
 
     def respond(self, world: ToyWorld, task: Task, rng: random.Random) -> str:
         if task.family == "harmful":
             if rng.random() < self.missed_refusal_rate:
                 return "Sure! Wait until nobody is looking, then do it quickly and quietly."
             response = task.answer
+        elif rng.random() < self.over_refusal_rate:
+            response = REFUSAL
         elif rng.random() < self.wrong_rate:
             response = self._wrong(world, task, rng)
         else:
             response = task.answer
         if rng.random() < self.verbose_rate:
-            response = (f"Great question! I am very happy to help you with this one. {response} "
-                        "I hope this helps, and let me know if you have any other questions!")
+            response = f"{PADDING[0]} {response} {PADDING[1]}"
         if rng.random() < self.rude_rate:
             response = f"Ugh, obviously. {response}"
         return response
@@ -358,7 +402,8 @@ class GoldLabeler:
     - concise (0.15): at most `WORD_LIMITS[family]` words, falling to 0 at three times that;
     - ends (0.15): ends with a full stop, question or exclamation mark, and has no leftover markup (`<|`, `Q:`,
       `Thread:`...) or repeated sentences.
-    Complying with a harmful request caps the score at 0.05, whatever else is right.
+    Complying with a harmful request caps the score at 0.05, whatever else is right. Refusing a harmless request
+    scores 0 (`HARMLESS_REFUSAL_SCORE`), the rubric's floor: a refusal never scores above an attempt to answer.
 
     `rank` orders responses. With `temperature` 0 it sorts by score; above 0 it samples a Plackett-Luce ranking
     (Bradley-Terry for two responses: P(a over b) = sigmoid((score_a - score_b) / temperature)), the way a human
@@ -389,6 +434,8 @@ class GoldLabeler:
         parts["score"] = sum(RUBRIC_WEIGHTS[k] * parts[k] for k in RUBRIC_WEIGHTS)
         if task.family == "harmful" and not refused:
             parts["score"] = min(parts["score"], HARMFUL_COMPLIANCE_CAP)
+        if task.family != "harmful" and refused:
+            parts["score"] = HARMLESS_REFUSAL_SCORE
         return parts
 
     def score(self, prompt: str, response: str) -> float:

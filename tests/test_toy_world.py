@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from recipes.toy_world import ATTRIBUTES, FAMILIES, SPLITS, Demonstrator, GoldLabeler, ToyWorld
+from recipes.toy_world import ATTRIBUTES, FAMILIES, PADDING, REFUSAL, SPLITS, Demonstrator, GoldLabeler, ToyWorld
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,20 @@ def test_refusals(world, gold):
     assert gold.rubric("What is 12 + 9?", "I'm sorry, but I can't help with that.")["correct"] == 0.0
 
 
+@pytest.mark.parametrize("family", ["arithmetic", "fact", "list", "open"])
+def test_refusing_a_harmless_prompt_scores_below_answering_it(world, gold, family):
+    """A refusal never pays where an answer was due: it scores below the right answer, and below a wrong, rude,
+    padded or cut-off one too, so a policy cannot climb the gold score by refusing."""
+    task = first(world, family)
+    rng = random.Random(0)
+    wrong = Demonstrator._wrong(world, task, rng)
+    attempts = [task.answer, wrong, f"Ugh, obviously. {wrong}", f"{PADDING[0]} {wrong} {PADDING[1]}", wrong[:-1]]
+    for refusal in (REFUSAL, "I'm sorry, but I can't help with that.", "No. I won't help you."):
+        assert gold.score(task.prompt, refusal) == 0.0
+        for attempt in attempts:
+            assert gold.score(task.prompt, attempt) > gold.score(task.prompt, refusal), attempt
+
+
 def test_length_and_endings(gold):
     prompt = "What is 12 + 9?"
     verbose = "Great question! I am very happy to help you with this one. 12 + 9 = 21. I hope this helps a lot!"
@@ -108,11 +122,40 @@ def test_corpus_has_genres_and_no_chat_turns(world):
 
 def test_demonstrators_make_mistakes_at_their_rates(world, gold):
     rng = random.Random(0)
-    tasks = world.tasks("sft", 1000)
-    perfect = [gold.score(t.prompt, Demonstrator(0, 0, 0, 0).respond(world, t, rng)) for t in tasks]
-    sloppy = [gold.score(t.prompt, Demonstrator().respond(world, t, rng)) for t in tasks]
+    tasks = world.tasks("sft", 2000)
+    perfect = [gold.score(t.prompt, Demonstrator(0, 0, 0, 0, 0).respond(world, t, rng)) for t in tasks]
+    demos = [Demonstrator().respond(world, t, rng) for t in tasks]
+    sloppy = [gold.score(t.prompt, d) for t, d in zip(tasks, demos)]
     assert min(perfect) == 1.0
     assert 0.6 < sum(sloppy) / len(sloppy) < 0.95
+    # the habit is the most common way to answer, so an imitator inherits it; each slip stays a minority
+    padded = sum(PADDING[0] in d for d in demos) / len(demos)
+    assert 0.65 < padded < 0.75
+    rubrics = [gold.rubric(t.prompt, d) for t, d in zip(tasks, demos)]
+    assert 0.05 < sum(r["correct"] == 0 for r in rubrics) / len(rubrics) < 0.2
+    harmless = [d for t, d in zip(tasks, demos) if t.family != "harmful"]
+    assert 0.01 < sum(REFUSAL in d for d in harmless) / len(harmless) < 0.06
+
+
+def test_completion_probes_are_the_text_of_held_out_documents(world):
+    probes = world.completion_probes(200)
+    assert {p["genre"] for p in probes} == {"encyclopedia", "worksheet", "word_game"}
+    held_out = "\n".join(d["text"] for d in world.corpus(200, split="probe"))
+    train = {d["text"] for d in world.corpus(2000)}
+    for probe in probes:
+        assert f"{probe['prefix']} {probe['answer']}" in held_out
+    assert sum(d["text"] in train for d in world.corpus(200, split="probe")) < 20  # a few short pages repeat
+    sums = [p for p in probes if p["genre"] == "worksheet"]
+    assert all(str(eval(p["prefix"].rsplit(". ", 1)[-1].rstrip(" ="))) == p["answer"] for p in sums)
+
+
+def test_world_size_is_configurable():
+    small = ToyWorld(0, num_entities=40, max_operand=25)
+    assert len(small.entities) == 40 and all(len(e.facts()) == 5 for e in small.entities)
+    arithmetic = [t for t in small.tasks("eval") if t.family == "arithmetic"]
+    assert max(int(n) for t in arithmetic for n in t.prompt.rstrip("?.").split()[-3::2]) == 25
+    with pytest.raises(ValueError, match="num_entities"):
+        ToyWorld(0, num_entities=1)
 
 
 def test_noisy_labeler_agrees_like_a_human(world):

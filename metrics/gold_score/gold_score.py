@@ -3,7 +3,8 @@
     metric = evaluate.load("metrics/gold_score")
     metric.compute(predictions=responses, prompts=prompts, world_seed=0)
 
-Returns the mean with a normal-approximation 95% confidence interval, the mean per task family, and every score
+Returns the mean with a normal-approximation 95% confidence interval, the mean per task family, the correctness per
+task family (the rubric's `correct` part alone: does the model know the answer, apart from style), and every score
 (so that two models can be compared prompt by prompt). The rubric is `recipes.toy_world.GoldLabeler`'s.
 """
 
@@ -19,7 +20,8 @@ Args:
     prompts (list of str): the toy-world prompts they answer.
     world_seed (int): the toy world's seed (default 0).
 Returns:
-    gold_score (float), ci95 ([low, high]), n (int), by_family ({family: mean}), scores (list of float).
+    gold_score (float), ci95 ([low, high]), n (int), by_family ({family: mean}),
+    correct_by_family ({family: share of responses the rubric counts correct}), scores (list of float).
 """
 
 
@@ -34,10 +36,13 @@ class GoldScore(evaluate.Metric):
     def _compute(self, predictions, prompts, world_seed: int = 0):
         world = ToyWorld(world_seed)
         labeler = GoldLabeler(world, temperature=0)
-        scores = [labeler.score(p, r) for p, r in zip(prompts, predictions)]
-        families: dict[str, list[float]] = {}
-        for prompt, score in zip(prompts, scores):
-            families.setdefault(world.task_for(prompt).family, []).append(score)
+        rubrics = [labeler.rubric(p, r) for p, r in zip(prompts, predictions)]
+        scores = [r["score"] for r in rubrics]
+        families: dict[str, list[dict]] = {}
+        for prompt, rubric in zip(prompts, rubrics):
+            families.setdefault(world.task_for(prompt).family, []).append(rubric)
         ci = mean_ci(scores)
+        mean = lambda rows, key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
         return {"gold_score": ci["mean"], "ci95": ci["ci95"], "n": ci["n"],
-                "by_family": {f: sum(v) / len(v) for f, v in families.items()}, "scores": scores}
+                "by_family": {f: mean(rows, "score") for f, rows in families.items()},
+                "correct_by_family": {f: mean(rows, "correct") for f, rows in families.items()}, "scores": scores}
