@@ -1,8 +1,8 @@
 """The replicate benchmark: the whole pipeline once per seed, and one table of what held on each.
 
-    python -m recipes.replicates --config configs/tiny/pipeline.yaml --num_seeds 4
+    python -m recipes.replicates --pipeline_config configs/tiny/pipeline.yaml --num_seeds 4
 
-Runs `python -m recipes.pipeline --config <config> --seed S --run_dir <output_dir>/seed<S>` for S = 0..num_seeds-1
+Runs `python -m recipes.pipeline --config <pipeline_config> --seed S --run_dir <output_dir>/seed<S>` for S = 0..num_seeds-1
 (each seed makes its own world, data and models: an independent replicate; complete stages are skipped on a rerun)
 and writes `<output_dir>.md` and `.json`: per seed, the base model's knowledge, SFT's and PPO's correctness and gold
 score per task family, PPO's win rate against SFT with its 95% CI, refusals, the reward model's agreement with the
@@ -28,7 +28,7 @@ KNOWN = ("arithmetic", "fact", "list")  # the families with an answer to know
 
 @dataclass
 class ReplicateArguments:
-    config: str = field(default="configs/tiny/pipeline.yaml", metadata={"help": "The pipeline config to replicate."})
+    pipeline_config: str = field(default="configs/tiny/pipeline.yaml", metadata={"help": "The pipeline config to replicate."})
     num_seeds: int = field(default=4, metadata={"help": "Seeds 0..num_seeds-1."})
     output_dir: str = field(default="runs/replicates", metadata={
         "help": "Each seed runs in <output_dir>/seed<S>; the table goes to <output_dir>.md and .json."})
@@ -122,7 +122,7 @@ def main(args: ReplicateArguments) -> dict:
     seeds = {}
     for seed in range(args.num_seeds):
         run = out / f"seed{seed}"
-        command = [sys.executable, "-m", "recipes.pipeline", "--config", args.config, "--seed", str(seed),
+        command = [sys.executable, "-m", "recipes.pipeline", "--config", args.pipeline_config, "--seed", str(seed),
                    "--run_dir", str(run), *args.pipeline_args]
         print(f"=== replicate {seed + 1}/{args.num_seeds}: {' '.join(command)}", flush=True)
         if subprocess.run(command).returncode != 0:
@@ -130,7 +130,7 @@ def main(args: ReplicateArguments) -> dict:
         seeds[seed] = summarize(run)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(seeds, indent=2))
-    write_table(out.with_suffix(".md"), seeds, args.config)
+    write_table(out.with_suffix(".md"), seeds, args.pipeline_config)
     print(out.with_suffix(".md").read_text())
     return seeds
 

@@ -4,4 +4,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
-"$PY" -m recipes.replicates --config configs/tiny/pipeline.yaml --num_seeds "${1:-4}" "${@:2}"
+"$PY" -m recipes.replicates --pipeline_config configs/tiny/pipeline.yaml --num_seeds "${1:-4}" "${@:2}"
