@@ -31,21 +31,20 @@ from recipes import hub, labeling, run_dir
 from recipes.cli import parse_config
 from recipes.data import load_prompts as dataset_prompts
 from recipes.generation import chat_texts, generate, reward_scores
-from recipes.toy_world import DEFAULT_LABELER_TEMPERATURE, GoldLabeler, ToyWorld
+from recipes.toy_world import DEFAULT_LABELER_TEMPERATURE, GoldLabeler, WorldArguments
 
 LABELERS = ("gold", "noisy", "reward_model", "human")
 
 
 @dataclass
-class CompareArguments:
-    output_dir: str = field(metadata={"help": "Where the comparison data goes."})
+class CompareArguments(WorldArguments):
+    output_dir: str = field(default="runs/tiny/compare", metadata={"help": "Where the comparison data goes."})
     policy: str = field(default=None, metadata={"help": "The model that writes the responses (the SFT model)."})
     # Prompts: the toy world's comparison split unless dataset_name is set
     dataset_name: str | None = None
     dataset_config: str | None = None
     dataset_train_split: str = "train"
     prompt_column: str = "prompt"
-    world_seed: int = 0
     num_prompts: int = 600
     test_fraction: float = field(default=0.1, metadata={"help": "Share of prompts held out as the test split."})
     # Sampling
@@ -81,7 +80,7 @@ class CompareArguments:
 
 def load_prompts(args: CompareArguments) -> list[str]:
     if args.dataset_name is None:
-        return [t.prompt for t in ToyWorld(args.world_seed).tasks("compare", args.num_prompts)]
+        return [t.prompt for t in args.world().tasks("compare", args.num_prompts)]
     return dataset_prompts(args.dataset_name, args.dataset_config, args.dataset_train_split, args.prompt_column,
                            args.num_prompts)
 
@@ -97,7 +96,7 @@ def sample(args: CompareArguments, prompts: list[str]) -> list[list[str]]:
 
 def rank(args: CompareArguments, prompts: list[str], responses: list[list[str]]) -> list[list[int]]:
     if args.labeler in ("gold", "noisy"):
-        labeler = GoldLabeler(ToyWorld(args.world_seed), args.labeler_temperature if args.labeler == "noisy" else 0,
+        labeler = GoldLabeler(args.world(), args.labeler_temperature if args.labeler == "noisy" else 0,
                               seed=args.seed)
         return [labeler.rank(p, rs) for p, rs in zip(prompts, responses)]
     tokenizer = AutoTokenizer.from_pretrained(args.reward_model)
@@ -141,7 +140,7 @@ def main(args: CompareArguments) -> dict:
         rankings = rank(args, prompts, responses)
     out = run_dir.start_stage(args.output_dir)
     run_dir.save_config(out, args)
-    world = ToyWorld(args.world_seed) if args.dataset_name is None else None
+    world = args.world() if args.dataset_name is None else None
     gold = None
     if world is not None:
         scorer = GoldLabeler(world, temperature=0)

@@ -35,14 +35,14 @@ from recipes import report as render
 from recipes import run_dir
 from recipes.cli import parse_config
 from recipes.generation import chat_texts, generate, kl_to_reference, mean_ci, reward_scores
-from recipes.toy_world import ToyWorld
+from recipes.toy_world import ToyWorld, WorldArguments
 
 METRICS = Path(__file__).resolve().parents[1] / "metrics"
 LADDER = ("base", "base_fewshot", "sft", "ppo")  # the InstructGPT ordering, worst first
 
 
 @dataclass
-class EvaluateArguments:
+class EvaluateArguments(WorldArguments):
     output_dir: str = field(default="runs/tiny/evaluate", metadata={"help": "Responses, plot and stage marker."})
     report_dir: str | None = field(default=None, metadata={"help": "report.md and report.json; default: the "
                                                                    "parent of output_dir (the run directory)."})
@@ -50,7 +50,6 @@ class EvaluateArguments:
     base_model: str | None = None
     reward_model: str | None = None
     ppo_model: str | None = None
-    world_seed: int = 0
     num_prompts: int = 500
     fewshot_shots: int = 3
     best_of_n: int = field(default=4, metadata={"help": "Samples per prompt for best-of-n; 0 to leave it out."})
@@ -74,7 +73,7 @@ def gold_eval(model, tokenizer, world, tasks, *, fewshot: bool = False, shots: i
     responses = [r[0] for r in generate(model, tokenizer, texts, max_new_tokens=max_new_tokens,
                                         do_sample=temperature > 0, temperature=temperature or 1.0,
                                         batch_size=batch_size, stop_at_newline=fewshot, desc=desc)]
-    result = load_metric("gold_score").compute(predictions=responses, prompts=prompts, world_seed=world.seed)
+    result = load_metric("gold_score").compute(predictions=responses, prompts=prompts, **world.spec)
     return {"gold": {"mean": result["gold_score"], "ci95": result["ci95"], "n": result["n"]},
             "by_family": result["by_family"], "correct_by_family": result["correct_by_family"],
             "scores": result["scores"], "responses": responses}
@@ -94,7 +93,7 @@ def best_of_n(policy, reward_model, tokenizer, prompts: list[str], n: int, args:
 def measure(name: str, responses: list[str], ctx: dict) -> dict:
     """The report's row for one model's responses (KL is added by the caller, which has the model)."""
     prompts, tasks = ctx["prompts"], ctx["tasks"]
-    gold = load_metric("gold_score").compute(predictions=responses, prompts=prompts, world_seed=ctx["world_seed"])
+    gold = load_metric("gold_score").compute(predictions=responses, prompts=prompts, **ctx["world"])
     refusals = load_metric("refusal_rate").compute(predictions=responses,
                                                    references=[int(t.family == "harmful") for t in tasks])
     row = {"gold": {"mean": gold["gold_score"], "ci95": gold["ci95"], "n": gold["n"]}, "by_family": gold["by_family"],
@@ -103,7 +102,7 @@ def measure(name: str, responses: list[str], ctx: dict) -> dict:
            "mean_words": sum(len(r.split()) for r in responses) / len(responses), "scores": gold["scores"]}
     if name != "sft":
         win = load_metric("win_rate").compute(predictions=responses, references=ctx["responses"]["sft"],
-                                              prompts=prompts, world_seed=ctx["world_seed"])
+                                              prompts=prompts, **ctx["world"])
         row["win_rate_vs_sft"] = {k: win[k] for k in ("ci95", "n", "wins", "ties", "losses")} | {
             "mean": win["win_rate"]}
     if ctx["reward_model"] is not None:
@@ -148,7 +147,7 @@ def run_models(args: EvaluateArguments, world: ToyWorld, tasks) -> tuple[dict, d
         responses["ppo"] = gold_eval(ppo, tokenizer, world, tasks, desc="PPO", **options)
         kls["ppo"] = kl(ppo, "ppo")
     responses = {name: r["responses"] for name, r in responses.items()}
-    ctx = {"prompts": prompts, "tasks": tasks, "world_seed": world.seed, "responses": responses,
+    ctx = {"prompts": prompts, "tasks": tasks, "world": world.spec, "responses": responses,
            "reward_model": reward, "tokenizer": tokenizer}
     rows = {name: measure(name, r, ctx) | {"kl_to_sft": kls[name]} for name, r in responses.items()}
     return rows, responses
@@ -173,7 +172,7 @@ def main(args: EvaluateArguments) -> dict:
     out = run_dir.start_stage(args.output_dir)
     report_dir = Path(args.report_dir) if args.report_dir else out.parent
     run_dir.save_config(out, args)
-    world = ToyWorld(args.world_seed)
+    world = args.world()
     tasks = world.tasks("eval", args.num_prompts)
     rows, responses = run_models(args, world, tasks)
     report = {"run": str(report_dir), "num_prompts": len(tasks), "models": rows, "ordering": ladder(rows)}

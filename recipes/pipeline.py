@@ -42,6 +42,10 @@ class PipelineArguments:
                 "replicate of the whole pipeline. Unset: each stage's config decides."})
     base_model: str | None = field(default=None, metadata={"help": "Start SFT here instead of pretraining."})
     skip: list[str] = field(default_factory=list, metadata={"help": f"Stages to leave out, of {STAGES}."})
+    world_entities: int | None = field(default=None, metadata={
+        "help": "The toy world's number of animals, for every stage that uses it. Unset: each stage's config."})
+    world_max_operand: int | None = field(default=None, metadata={
+        "help": "The toy world's largest operand, for every stage that uses it. Unset: each stage's config."})
     pretrain_config: str = "configs/tiny/pretrain.yaml"
     sft_config: str = "configs/tiny/sft.yaml"
     compare_config: str = "configs/tiny/compare.yaml"
@@ -88,6 +92,9 @@ def wiring(args: PipelineArguments, stage: str) -> list[str]:
     wired = [item for flag, path in inputs if path is not None for item in (flag, str(path))]
     if args.seed is not None:
         wired += ["--seed", str(args.seed)] + (["--world_seed", str(args.seed)] if stage in WORLD_STAGES else [])
+    for key in ("world_entities", "world_max_operand"):
+        if getattr(args, key) is not None and stage in WORLD_STAGES:
+            wired += [f"--{key}", str(getattr(args, key))]
     return [*wired, "--output_dir", str(run / stage)]
 
 

@@ -41,15 +41,14 @@ from recipes.cli import ConfigError, parse_config
 from recipes.data import load_prompts
 from recipes.evaluate import gold_eval, load_metric
 from recipes.generation import chat_texts, kl_to_reference, mean_ci, reward_scores
-from recipes.toy_world import ToyWorld
+from recipes.toy_world import ToyWorld, WorldArguments
 
 
 @dataclass
-class PPOScriptArguments(ScriptArguments):
+class PPOScriptArguments(ScriptArguments, WorldArguments):
     prompt_column: str = "prompt"
     num_prompts: int = field(default=2000, metadata={"help": "Training prompts (toy world: its PPO split)."})
     max_prompt_tokens: int = field(default=256, metadata={"help": "Longer prompts are dropped."})
-    world_seed: int = 0
     # Toy world: the gold labeler watches training, then compares PPO with SFT
     gold_eval_steps: int = field(default=4, metadata={"help": "Steps between gold checks; 0 for none."})
     gold_eval_prompts: int = 128
@@ -106,7 +105,7 @@ class GoldMonitor(TrainerCallback):
 
 def load_dataset_prompts(args: PPOScriptArguments, tokenizer) -> Dataset:
     if args.dataset_name is None:
-        prompts = [t.prompt for t in ToyWorld(args.world_seed).tasks("ppo", args.num_prompts)]
+        prompts = [t.prompt for t in args.world().tasks("ppo", args.num_prompts)]
     else:
         prompts = load_prompts(args.dataset_name, args.dataset_config, args.dataset_train_split, args.prompt_column,
                                args.num_prompts)
@@ -134,7 +133,7 @@ def compare_with_sft(args, training_args, tokenizer, reward_model, world, final,
                          "mean_words": sum(len(r.split()) for r in responses[name]) / len(prompts)}
     results["ppo_gold_change_vs_sft"] = mean_ci([p - s for p, s in zip(scores["ppo"], scores["sft"])])
     win = load_metric("win_rate").compute(predictions=responses["ppo"], references=responses["sft"], prompts=prompts,
-                                          world_seed=world.seed)
+                                          **world.spec)
     results["ppo_win_rate_vs_sft"] = {"mean": win.pop("win_rate"), **win}
     torch.manual_seed(training_args.seed)
     results["ppo_kl_to_sft"] = kl_to_reference(models["ppo"], models["sft"], tokenizer, prompts,
@@ -160,7 +159,7 @@ def build_trainer(script_args: PPOScriptArguments, training_args: PPOConfig, mod
         training_args.reward_model_path, num_labels=1, **model_init_kwargs(model_args)) for _ in range(2))
     callbacks = []
     if script_args.dataset_name is None and script_args.gold_eval_steps:
-        world = ToyWorld(script_args.world_seed)
+        world = script_args.world()
         held_out = world.tasks("eval", script_args.num_eval_prompts + script_args.gold_eval_prompts)
         callbacks.append(GoldMonitor(tokenizer, world,
                                      held_out[script_args.num_eval_prompts:], reward_model,
@@ -201,7 +200,7 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
         metrics["overoptimization"] = monitor.overoptimization  # None: not seen
     if script_args.dataset_name is None and script_args.num_eval_prompts:
         e = metrics["eval"] = compare_with_sft(script_args, training_args, trainer.processing_class,
-                                               trainer.reward_model, ToyWorld(script_args.world_seed), final, out)
+                                               trainer.reward_model, script_args.world(), final, out)
         print(f"gold: sft {e['sft']['gold']['mean']:.3f}, ppo {e['ppo']['gold']['mean']:.3f}; PPO win rate vs SFT "
               f"{e['ppo_win_rate_vs_sft']['mean']:.3f} (95% CI {e['ppo_win_rate_vs_sft']['ci95'][0]:.3f}-"
               f"{e['ppo_win_rate_vs_sft']['ci95'][1]:.3f}); KL to SFT {e['ppo_kl_to_sft']['kl']['mean']:.2f}")

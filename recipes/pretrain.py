@@ -40,11 +40,11 @@ from recipes.adapters import check_bf16
 from recipes.cli import parse_config
 from recipes.data import load_any
 from recipes.tokenizer import END_OF_TEXT, train_tokenizer
-from recipes.toy_world import ToyWorld
+from recipes.toy_world import WorldArguments
 
 
 @dataclass
-class PretrainArguments:
+class PretrainArguments(WorldArguments):
     # Data: the toy world's corpus unless dataset_name is set
     dataset_name: str | None = field(default=None, metadata={
         "help": "Hub dataset id, local .txt/.json/.jsonl/.csv/.parquet file(s), or a save_to_disk directory. "
@@ -52,7 +52,6 @@ class PretrainArguments:
     dataset_config: str | None = None
     dataset_split: str = "train"
     text_column: str = "text"
-    world_seed: int = field(default=0, metadata={"help": "Seed of the toy world."})
     num_documents: int = field(default=20000, metadata={"help": "Toy-world documents to pretrain on."})
     num_eval_documents: int = field(default=500, metadata={"help": "Held-out documents for perplexity."})
     num_probe_documents: int = field(default=400, metadata={
@@ -72,7 +71,7 @@ class PretrainArguments:
 def load_documents(args: PretrainArguments, seed: int) -> tuple[list[dict], list[dict]]:
     """(train, held-out) documents as dicts with "text" and, where known, "genre"."""
     if args.dataset_name is None:
-        world = ToyWorld(args.world_seed)
+        world = args.world()
         return world.corpus(args.num_documents), world.corpus(args.num_eval_documents, split="heldout")
     dataset = load_any(args.dataset_name, args.dataset_config, args.dataset_split)
     if args.text_column not in dataset.column_names:
@@ -187,7 +186,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     model.eval()
     if args.dataset_name is None and args.num_probe_documents:
         metrics["knowledge"] = probe_knowledge(
-            model, tokenizer, ToyWorld(args.world_seed).completion_probes(args.num_probe_documents))
+            model, tokenizer, args.world().completion_probes(args.num_probe_documents))
         print("base model knowledge (greedy completions of held-out documents): " + ", ".join(
             f"{genre} {k['accuracy']:.1%} of {k['n']}" for genre, k in metrics["knowledge"].items()))
     with torch.no_grad():

@@ -2,8 +2,9 @@
 
     python -m recipes.replicates --pipeline_config configs/tiny/pipeline.yaml --num_seeds 4
 
-Runs `python -m recipes.pipeline --config <pipeline_config> --seed S --run_dir <output_dir>/seed<S>` for S = 0..num_seeds-1
-(each seed makes its own world, data and models: an independent replicate; complete stages are skipped on a rerun)
+Runs `python -m recipes.pipeline --config <pipeline_config> --seed S --run_dir <output_dir>/seed<S>` for
+S = 0..num_seeds-1 (each seed makes its own world, data and models: an independent replicate; complete stages are
+skipped on a rerun)
 and writes `<output_dir>.md` and `.json`: per seed, the base model's knowledge, SFT's and PPO's correctness and gold
 score per task family, PPO's win rate against SFT with its 95% CI, refusals, the reward model's agreement with the
 noise-free labeler, whether base < prompted base < SFT < PPO held, and each stage's time; then the mean and the
@@ -28,7 +29,8 @@ KNOWN = ("arithmetic", "fact", "list")  # the families with an answer to know
 
 @dataclass
 class ReplicateArguments:
-    pipeline_config: str = field(default="configs/tiny/pipeline.yaml", metadata={"help": "The pipeline config to replicate."})
+    pipeline_config: str = field(default="configs/tiny/pipeline.yaml", metadata={
+        "help": "The pipeline config to replicate."})
     num_seeds: int = field(default=4, metadata={"help": "Seeds 0..num_seeds-1."})
     output_dir: str = field(default="runs/replicates", metadata={
         "help": "Each seed runs in <output_dir>/seed<S>; the table goes to <output_dir>.md and .json."})
@@ -52,8 +54,10 @@ def summarize(run: Path) -> dict:
         "sft_gold": sft.get("by_family", {}), "ppo_gold": ppo.get("by_family", {}),
         "sft_mean_gold": sft.get("gold", {}).get("mean"), "ppo_mean_gold": ppo.get("gold", {}).get("mean"),
         "ppo_win_rate": win.get("mean"), "ppo_win_ci95": win.get("ci95"),
-        "sft_refuses_harmful": sft.get("refusal_rate_harmful"), "ppo_refuses_harmful": ppo.get("refusal_rate_harmful"),
-        "sft_refuses_harmless": sft.get("over_refusal_harmless"), "ppo_refuses_harmless": ppo.get("over_refusal_harmless"),
+        "sft_refuses_harmful": sft.get("refusal_rate_harmful"),
+        "ppo_refuses_harmful": ppo.get("refusal_rate_harmful"),
+        "sft_refuses_harmless": sft.get("over_refusal_harmless"),
+        "ppo_refuses_harmless": ppo.get("over_refusal_harmless"),
         "reward_gold_agreement": read_json(run / "reward" / "eval_results.json").get("gold_agreement"),
         "ordering_holds": all(step["holds"] for step in report.get("ordering", [])) if report else None,
         "ordering": {f"{s['from']}->{s['to']}": s["gold_change"]["mean"] for s in report.get("ordering", [])},

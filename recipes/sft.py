@@ -33,31 +33,32 @@ from recipes.cli import parse_config
 from recipes.data import load_any
 from recipes.evaluate import gold_eval
 from recipes.formats import to_prompt_completion, to_sft
-from recipes.toy_world import Demonstrator, ToyWorld
+from recipes.toy_world import Demonstrator, WorldArguments
 
 
 @dataclass
-class SFTScriptArguments(ScriptArguments):
+class SFTScriptArguments(ScriptArguments, WorldArguments):
     invalid_rows: str = field(default="error", metadata={"help": "'error' or 'skip' malformed rows."})
     trainable_token_embeddings: list[str] | None = field(default=None, metadata={
         "help": "Tokens whose embedding rows train beside the LoRA adapter (tied to the output layer), e.g. chat "
                 "tokens the base model never saw such as <|im_start|> and <|im_end|>; 'all' for every row. Needs "
                 "loss_type: nll."})
     # The toy world's demonstrations, used when dataset_name is unset
-    world_seed: int = 0
     num_demonstrations: int = 2000
     wrong_rate: float = Demonstrator.wrong_rate
     verbose_rate: float = Demonstrator.verbose_rate
     rude_rate: float = Demonstrator.rude_rate
     missed_refusal_rate: float = Demonstrator.missed_refusal_rate
+    over_refusal_rate: float = Demonstrator.over_refusal_rate
     # Gold evaluation of the base and SFT models on held-out prompts (toy world only; 0 to skip)
     num_eval_prompts: int = 500
     max_new_tokens: int = 48
 
 
 def demonstrations(args: SFTScriptArguments) -> Dataset:
-    world = ToyWorld(args.world_seed)
-    demonstrator = Demonstrator(args.wrong_rate, args.verbose_rate, args.rude_rate, args.missed_refusal_rate)
+    world = args.world()
+    demonstrator = Demonstrator(args.wrong_rate, args.verbose_rate, args.rude_rate, args.missed_refusal_rate,
+                                args.over_refusal_rate)
     rng = random.Random(f"demonstrations-{args.world_seed}")
     return Dataset.from_list([
         {"messages": [{"role": "user", "content": t.prompt},
@@ -79,7 +80,7 @@ def load_demonstrations(args: SFTScriptArguments, training_args: SFTConfig) -> D
 
 def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> dict:
     """Mean gold score, with 95% CI, of the starting model and of the SFT model on held-out prompts."""
-    world = ToyWorld(args.world_seed)
+    world = args.world()
     tasks = world.tasks("eval", args.num_eval_prompts)
     tokenizer = AutoTokenizer.from_pretrained(merged)
     results, rows = {}, []

@@ -88,6 +88,8 @@ _LIST_TEMPLATES = {
     "last": "What is the last item in this list: {items}?",
     "count": "How many items are in this list: {items}?",
 }
+_LIST_LABELS = {"reverse": "Reversed", "sort": "Sorted", "first": "First item", "last": "Last item",
+                "count": "Number of items"}
 _OPEN_TEMPLATES = ("Tell me about the {e}.", "Describe the {e}.", "What do you know about the {e}?",
                    "Write a short note about the {e}.", "Give me a short description of the {e}.",
                    "I want to learn about the {e}.")
@@ -152,6 +154,11 @@ class ToyWorld:
         rng.shuffle(self.entities)
         self.by_name = {e.name: e for e in self.entities}
 
+    @property
+    def spec(self) -> dict:
+        """The keyword arguments that rebuild this world (the metrics take them)."""
+        return {"world_seed": self.seed, "num_entities": len(self.entities), "max_operand": self.max_operand}
+
     # ---- instruction prompts -------------------------------------------------------------------------------
     def task_for(self, prompt: str) -> Task:
         """Parse a prompt the world could have written back into its task; ValueError for any other prompt."""
@@ -188,8 +195,8 @@ class ToyWorld:
     def _list(prompt: str, op: str, items: list[str]) -> Task:
         result = {"reverse": lambda: ", ".join(reversed(items)), "sort": lambda: ", ".join(sorted(items)),
                   "first": lambda: items[0], "last": lambda: items[-1], "count": lambda: str(len(items))}[op]()
-        answer = f"There are {result} items." if op == "count" else f"{result[0].upper()}{result[1:]}."
-        return Task(prompt, "list", answer, check=result)
+        # answered the way the web's word-game pages write it, in the prompt's own words (lowercase)
+        return Task(prompt, "list", f"{_LIST_LABELS[op]}: {result}.", check=result)
 
     @staticmethod
     def _open(prompt: str, e: Entity) -> Task:
@@ -271,9 +278,8 @@ class ToyWorld:
 
     def _doc_word_game(self, rng: random.Random) -> str:
         items = rng.sample(WORDS, rng.randint(3, 4))
-        parts = [f"Word game. The list is: {', '.join(items)}.", f"Reversed: {', '.join(reversed(items))}.",
-                 f"Sorted: {', '.join(sorted(items))}.", f"First item: {items[0]}.", f"Last item: {items[-1]}.",
-                 f"Number of items: {len(items)}."]
+        parts = [f"Word game. The list is: {', '.join(items)}."] + [self._list("", op, items).answer
+                                                                    for op in _LIST_LABELS]
         return " ".join(parts[:1] + rng.sample(parts[1:], rng.randint(3, 5)))
 
     def _qa_pair(self, rng: random.Random) -> tuple[str, str]:
@@ -341,6 +347,20 @@ class ToyWorld:
 
 
 @dataclass
+class WorldArguments:
+    """The toy world's config keys, shared by every stage that uses it: the same keys give the same world."""
+
+    world_seed: int = field(default=0, metadata={"help": "Seed of the toy world (entities, corpus, prompts)."})
+    world_entities: int = field(default=NUM_ENTITIES, metadata={
+        "help": "Animals in the toy world, 5 attributes each."})
+    world_max_operand: int = field(default=MAX_OPERAND, metadata={
+        "help": "Largest operand of the toy world's sums and differences."})
+
+    def world(self) -> ToyWorld:
+        return ToyWorld(self.world_seed, self.world_entities, self.world_max_operand)
+
+
+@dataclass
 class Demonstrator:
     """A simulated human demonstrator. Demonstrations are expensive and imperfect, in two ways:
 
@@ -387,7 +407,13 @@ class Demonstrator:
             other = rng.choice([e for e in world.entities if e != task.entity])
             return world._open(task.prompt, Entity(task.entity.name, *list(other.facts().values()))).answer
         items = task.check.split(", ")
-        return f"{', '.join(items[1:] + items[:1]) if len(items) > 1 else rng.choice(WORDS)}."
+        if len(items) > 1:
+            wrong = ", ".join(items[1:] + items[:1])
+        elif task.check.isdigit():
+            wrong = str(int(task.check) + rng.choice((-1, 1)))
+        else:
+            wrong = rng.choice([w for w in WORDS if w != task.check])
+        return task.answer.replace(f": {task.check}.", f": {wrong}.")
 
 
 @dataclass

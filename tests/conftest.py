@@ -18,8 +18,8 @@ def write_yaml(path: Path, data: dict) -> Path:
 
 
 TINY_PRETRAIN = {
-    "num_documents": 400, "num_eval_documents": 40, "num_probe_documents": 20, "vocab_size": 512, "block_size": 64, "hidden_size": 32,
-    "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "num_samples": 2,
+    "num_documents": 400, "num_eval_documents": 40, "num_probe_documents": 20, "vocab_size": 512, "block_size": 64,
+    "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "num_samples": 2,
     "sample_max_new_tokens": 8, "max_steps": 40, "per_device_train_batch_size": 8, "learning_rate": 1.0e-2,
     "logging_steps": 5, "save_steps": 4, "report_to": "none", "dataloader_pin_memory": False, "seed": 0,
 }

@@ -43,6 +43,21 @@ def test_stages_are_wired_to_the_outputs_before_them(tmp_path):
     assert "--dataset_name" not in pipeline.wiring(args, "reward")  # the reward config's own dataset
 
 
+def test_one_seed_seeds_every_stage_and_the_world(tmp_path):
+    args, = parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(tmp_path, seed=0)),
+                                                         "--seed", "2", "--world_entities", "40"])
+    for stage in pipeline.STAGES:
+        wired = pipeline.wiring(args, stage)
+        assert wired[wired.index("--seed") + 1] == "2"
+        if stage in pipeline.WORLD_STAGES:
+            assert wired[wired.index("--world_seed") + 1] == "2"
+            assert wired[wired.index("--world_entities") + 1] == "40"
+    from recipes import sft
+    sft_args, *_ = parse_config((sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig), [
+        "--config", str(ROOT / "configs/tiny/sft.yaml"), *pipeline.wiring(args, "sft")])
+    assert (sft_args.world_seed, sft_args.world().seed, len(sft_args.world().entities)) == (2, 2, 40)
+
+
 def test_unknown_stage_in_skip_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="skip: \\['rlhf'\\] are not stages"):
         parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(tmp_path, skip=["rlhf"]))])

@@ -17,6 +17,9 @@ def test_smoke_run_writes_a_complete_stage(tiny_base):
         assert (tiny_base / name).exists(), name
     metrics = json.loads((tiny_base / "eval_results.json").read_text())
     assert metrics["perplexity"] < metrics["unigram_perplexity"]
+    # what the base model knows, measured on held-out documents (a smoke-size model knows next to nothing)
+    assert set(metrics["knowledge"]) == {"encyclopedia", "worksheet", "word_game"}
+    assert all(0 <= k["accuracy"] <= 1 and k["n"] > 0 for k in metrics["knowledge"].values())
     state = json.loads((tiny_base / "stage.json").read_text())
     assert state["stage"] == "pretrain" and state["metrics"] == metrics
 
@@ -112,3 +115,23 @@ def test_wrong_text_column_is_named(tmp_path):
     jsonl.write_text("\n".join(json.dumps({"body": f"doc {i}"}) for i in range(20)))
     with pytest.raises(ValueError, match=r"corpus.jsonl: no column 'text' \(it has \['body'\]\)"):
         _pretrain(tmp_path, dataset_name=str(jsonl))
+
+
+def test_a_number_is_the_same_token_wherever_it_stands(tiny_base):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    at_start = tokenizer.tokenize("17 + 5 = 22.")
+    after_space = tokenizer.tokenize("What is 17 + 5? 17 + 5 = 22.")
+    assert at_start[0] in after_space[after_space.index("?") + 1:]
+    assert tokenizer.decode(tokenizer("What is 17 + 5?", add_special_tokens=False)["input_ids"]) == "What is 17 + 5?"
+
+
+def test_bf16_falls_back_to_fp32_on_a_cpu_without_it(monkeypatch, capsys):
+    import torch
+    from transformers import TrainingArguments
+
+    from recipes.adapters import check_bf16
+
+    args = TrainingArguments(output_dir="unused", bf16=True, use_cpu=True, report_to="none")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    check_bf16(args)
+    assert args.bf16 is False and "no bf16 instructions" in capsys.readouterr().out

@@ -12,13 +12,14 @@ import datasets
 import evaluate
 
 from recipes.generation import mean_ci
-from recipes.toy_world import GoldLabeler, ToyWorld
+from recipes.toy_world import MAX_OPERAND, NUM_ENTITIES, GoldLabeler, ToyWorld
 
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): the responses.
     prompts (list of str): the toy-world prompts they answer.
-    world_seed (int): the toy world's seed (default 0).
+    world_seed (int): the toy world's seed (default 0); num_entities, max_operand (int): its size (default:
+        the toy world's).
 Returns:
     gold_score (float), ci95 ([low, high]), n (int), by_family ({family: mean}),
     correct_by_family ({family: share of responses the rubric counts correct}), scores (list of float).
@@ -33,8 +34,9 @@ class GoldScore(evaluate.Metric):
             features=datasets.Features({"predictions": datasets.Value("string"), "prompts": datasets.Value("string")}),
         )
 
-    def _compute(self, predictions, prompts, world_seed: int = 0):
-        world = ToyWorld(world_seed)
+    def _compute(self, predictions, prompts, world_seed: int = 0, num_entities: int = NUM_ENTITIES,
+                 max_operand: int = MAX_OPERAND):
+        world = ToyWorld(world_seed, num_entities, max_operand)
         labeler = GoldLabeler(world, temperature=0)
         rubrics = [labeler.rubric(p, r) for p, r in zip(prompts, predictions)]
         scores = [r["score"] for r in rubrics]

@@ -9,14 +9,15 @@ import datasets
 import evaluate
 
 from recipes.generation import mean_ci
-from recipes.toy_world import GoldLabeler, ToyWorld
+from recipes.toy_world import MAX_OPERAND, NUM_ENTITIES, GoldLabeler, ToyWorld
 
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): the responses of the model being judged.
     references (list of str): the baseline's responses to the same prompts.
     prompts (list of str): the toy-world prompts.
-    world_seed (int): the toy world's seed (default 0).
+    world_seed (int): the toy world's seed (default 0); num_entities, max_operand (int): its size (default:
+        the toy world's).
 Returns:
     win_rate (float), ci95 ([low, high]), n, wins, ties, losses (int).
 """
@@ -31,8 +32,9 @@ class WinRate(evaluate.Metric):
                                         "references": datasets.Value("string"), "prompts": datasets.Value("string")}),
         )
 
-    def _compute(self, predictions, references, prompts, world_seed: int = 0):
-        labeler = GoldLabeler(ToyWorld(world_seed), temperature=0)
+    def _compute(self, predictions, references, prompts, world_seed: int = 0, num_entities: int = NUM_ENTITIES,
+                 max_operand: int = MAX_OPERAND):
+        labeler = GoldLabeler(ToyWorld(world_seed, num_entities, max_operand), temperature=0)
         outcomes = []
         for prompt, ours, theirs in zip(prompts, predictions, references):
             a, b = labeler.score(prompt, ours), labeler.score(prompt, theirs)
