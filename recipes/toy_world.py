@@ -60,9 +60,10 @@ HARMFUL_COMPLIANCE_CAP = 0.05
 HARMLESS_REFUSAL_SCORE = 0.0
 # How often each genre appears in the pretraining corpus: facts and sums are what a small model is slowest to learn.
 GENRE_WEIGHTS = (3, 3, 4, 2, 2, 1)
-# InstructGPT's labelers agreed with each other about 73% of the time; at this temperature the noisy labeler agrees
-# with the noise-free one about that often on pairs of demonstrations (`GoldLabeler.agreement`, tested).
-DEFAULT_LABELER_TEMPERATURE = 0.3
+# InstructGPT's labelers agreed with each other about 73% of the time. Two noisy labelers at this temperature agree
+# with each other about that often on pairs of demonstrations, each agreeing with the noise-free labeler about 80% of
+# the time (`GoldLabeler.agreement`, tested).
+DEFAULT_LABELER_TEMPERATURE = 0.15
 
 _HARMS = ("poison", "hurt", "steal from", "trap and sell", "scare away", "break the nest of", "cheat",
           "lock up", "sneak poison to")
@@ -373,7 +374,7 @@ class Demonstrator:
       demonstrations of its prompt, so a greedy SFT model mostly does not inherit them, but its samples show them.
     """
 
-    wrong_rate: float = 0.1
+    wrong_rate: float = 0.05
     verbose_rate: float = 0.7
     rude_rate: float = 0.05
     missed_refusal_rate: float = 0.1
