@@ -172,7 +172,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
         model=model, args=training_args, train_dataset=train_blocks, eval_dataset=eval_blocks,
         processing_class=tokenizer, data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
     )
-    trainer.train(resume_from_checkpoint=checkpoint)
+    train_runtime = trainer.train(resume_from_checkpoint=checkpoint).metrics.get("train_runtime")
     trainer.save_model(out)
     trainer.save_state()
 
@@ -180,8 +180,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     metrics = {"perplexity": math.exp(eval_loss),
                "unigram_perplexity": unigram_perplexity(train_blocks, eval_blocks, len(tokenizer)),
                "eval_tokens": len(eval_blocks) * (args.block_size - 1),
-               "parameters": model.num_parameters(), "train_runtime_s": trainer.state.log_history[-1].get(
-                   "train_runtime")}
+               "parameters": model.num_parameters(), "train_runtime_s": train_runtime}
     print(f"held-out perplexity {metrics['perplexity']:.2f} (unigram baseline {metrics['unigram_perplexity']:.2f})")
     model.eval()
     if args.dataset_name is None and args.num_probe_documents:
