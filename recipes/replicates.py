@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipes.cli import parse_config
+from recipes.generation import mean_ci
 from recipes.pipeline import STAGES
 from recipes.toy_world import FAMILIES
 
@@ -41,6 +42,17 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def family_changes(run: Path) -> dict:
+    """Per task family, the paired change in gold score from SFT to PPO over the same held-out prompts."""
+    path = run / "evaluate" / "responses.jsonl"
+    diffs = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        row = json.loads(line)
+        if "sft" in row and "ppo" in row:
+            diffs.setdefault(row["family"], []).append(row["ppo"]["gold"] - row["sft"]["gold"])
+    return {family: mean_ci(d) for family, d in diffs.items()}
+
+
 def summarize(run: Path) -> dict:
     """One seed's figures, from the files its stages wrote."""
     report, timings = read_json(run / "report.json"), read_json(run / "timings.json")
@@ -52,6 +64,7 @@ def summarize(run: Path) -> dict:
         "knowledge": {genre: k["accuracy"] for genre, k in knowledge.items()},
         "sft_correct": sft.get("correct_by_family", {}), "ppo_correct": ppo.get("correct_by_family", {}),
         "sft_gold": sft.get("by_family", {}), "ppo_gold": ppo.get("by_family", {}),
+        "gold_change_by_family": family_changes(run),
         "sft_mean_gold": sft.get("gold", {}).get("mean"), "ppo_mean_gold": ppo.get("gold", {}).get("mean"),
         "ppo_win_rate": win.get("mean"), "ppo_win_ci95": win.get("ci95"),
         "sft_refuses_harmful": sft.get("refusal_rate_harmful"),
@@ -105,8 +118,12 @@ def write_table(path: Path, seeds: dict[int, dict], config: str) -> None:
     lines.append(row("gold score: SFT", lambda r: r["sft_mean_gold"]))
     lines.append(row("gold score: PPO", lambda r: r["ppo_mean_gold"]))
     for family in FAMILIES:
-        lines.append(row(f"gold change SFT→PPO: {family}", lambda r, f=family: None if f not in r["ppo_gold"] else
-                         r["ppo_gold"][f] - r["sft_gold"][f]))
+        lines.append(row(f"gold change SFT→PPO: {family}",
+                         lambda r, f=family: r["gold_change_by_family"].get(f, {}).get("mean"),
+                         lambda x: "–" if x is None else f"{x:+.3f}"))
+    lines.append(row("families whose gold falls (paired 95% CI below 0)", lambda r: [
+        f for f, c in r["gold_change_by_family"].items() if c["ci95"][1] < 0] if r["gold_change_by_family"] else None,
+        lambda x: "–" if x is None else (", ".join(f"**{f}**" for f in x) or "none")))
     for family in KNOWN:
         lines.append(row(f"PPO correct: {family}", lambda r, f=family: r["ppo_correct"].get(f), pct))
     lines.append(row("PPO refuses harmful", lambda r: r["ppo_refuses_harmful"], pct))
