@@ -19,9 +19,13 @@ or without a token the run stops before it starts; `python -m recipes.push` uplo
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import torch
 from datasets import Dataset
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from trl import ModelConfig, RewardConfig, RewardTrainer, ScriptArguments, get_peft_config, get_quantization_config
 
@@ -39,6 +43,8 @@ class RewardScriptArguments(ScriptArguments):
     max_eval_pairs: int = field(default=2000, metadata={"help": "Test pairs scored for eval_results.json."})
     trainable_token_embeddings: list[str] | None = field(default=None, metadata={
         "help": "Tokens whose embedding rows train beside the adapter; 'all' for every row."})
+    standardize_scores: bool = field(default=True, metadata={
+        "help": "Rescale the score head so that scores of the test responses have standard deviation 1."})
 
 
 def load_pairs(args: RewardScriptArguments, split: str, tokenizer) -> tuple[Dataset, list | None]:
@@ -67,6 +73,35 @@ def evaluate_pairs(model, tokenizer, pairs: Dataset, gold: list | None, limit: i
         metrics["gold_agreement"] = sum(a == b for a, b in decided) / len(decided)
         metrics["gold_pairs"] = len(decided)
     return metrics
+
+
+def standardize(model, tokenizer, pairs: Dataset, limit: int, out: Path, merged: Path) -> float:
+    """Rescale the score head so that the scores of the test pairs' responses have standard deviation 1; returns
+    the factor. The pairwise loss sees only differences, so a reward model's scale is arbitrary: on the toy world it
+    varies threefold from seed to seed. PPO weighs the score against `kl_coef` times the KL, so one `kl_coef` means
+    the same pull toward SFT on every seed only if the scale is fixed. Both `merged/` and the adapter's copy of the
+    head are rescaled, so they keep scoring alike."""
+    head = getattr(model, "score", None)
+    if head is None:
+        print(f"standardize_scores: {type(model).__name__} has no 'score' head; scores left as trained")
+        return 1.0
+    rows = pairs.select(range(min(limit, len(pairs)))).to_list()
+    prompts = [row["prompt"][-1]["content"] for row in rows] * 2
+    responses = [row["chosen"][0]["content"] for row in rows] + [row["rejected"][0]["content"] for row in rows]
+    sd = statistics.pstdev(reward_scores(model, tokenizer, prompts, responses))
+    if not sd > 0:
+        print("standardize_scores: every test response scores the same; scores left as trained")
+        return 1.0
+    with torch.no_grad():
+        for param in head.parameters():
+            param /= sd
+    model.save_pretrained(merged)
+    adapter = out / "adapter_model.safetensors"
+    if merged != out and adapter.exists():
+        tensors = load_file(adapter)
+        save_file({k: v / sd if ".score." in f".{k}" else v for k, v in tensors.items()}, adapter,
+                  metadata={"format": "pt"})
+    return sd
 
 
 def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_args: ModelConfig):
@@ -101,7 +136,9 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     run_dir.plot_losses(out, trainer.state.log_history, "reward-model loss")
 
     model = AutoModelForSequenceClassification.from_pretrained(merged, num_labels=1)
-    metrics = evaluate_pairs(model, tokenizer, test, gold, script_args.max_eval_pairs)
+    scale = (standardize(model, tokenizer, test, script_args.max_eval_pairs, out, Path(merged))
+             if script_args.standardize_scores else 1.0)
+    metrics = evaluate_pairs(model, tokenizer, test, gold, script_args.max_eval_pairs) | {"score_divided_by": scale}
     print(json.dumps(metrics, indent=2))
     (out / "eval_results.json").write_text(json.dumps(metrics, indent=2))
     run_dir.mark_complete(out, "reward", metrics)

@@ -2,9 +2,11 @@
 
 import csv
 import json
+import statistics
 
 import pytest
 import torch
+from datasets import load_from_disk
 from peft import AutoPeftModelForSequenceClassification
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -142,6 +144,17 @@ def test_lora_reward_model_reloads_with_identical_scores(reward_run, sft_model):
     assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-4)
     fresh = AutoModelForSequenceClassification.from_pretrained(sft_model, num_labels=1)
     assert reward_scores(fresh, tokenizer, prompts, responses) != a
+
+
+def test_reward_scores_are_standardized_on_the_test_responses(reward_run, comparisons):
+    metrics, out = reward_run
+    test = load_from_disk(str(comparisons[1] / "comparisons"))["test"].to_list()
+    prompts = [row["prompt"][-1]["content"] for row in test] * 2
+    responses = [row["chosen"][0]["content"] for row in test] + [row["rejected"][0]["content"] for row in test]
+    merged = AutoModelForSequenceClassification.from_pretrained(out / "merged", num_labels=1)
+    assert statistics.pstdev(reward_scores(merged, AutoTokenizer.from_pretrained(out), prompts, responses)) == \
+        pytest.approx(1.0, abs=1e-3)
+    assert metrics["score_divided_by"] > 0
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "hh-rlhf").exists(), reason="../shared/data is absent")
