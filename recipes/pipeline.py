@@ -129,8 +129,14 @@ def main(args: PipelineArguments) -> dict:
     run = Path(args.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     run_dir.save_config(run, args, name="pipeline.yaml")
-    timings = {stage: run_stage(args, stage) for stage in STAGES}
-    (run / "timings.json").write_text(json.dumps(timings, indent=2))
+    path = run / "timings.json"  # each stage's seconds; a stage skipped as complete keeps the time it took to run
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    timings = {}
+    for stage in STAGES:
+        timings[stage] = run_stage(args, stage)
+        recorded = {s: earlier[s] if t == "complete" and isinstance(earlier.get(s), (int, float)) else t
+                    for s, t in timings.items()}
+        path.write_text(json.dumps(earlier | recorded, indent=2))
     if (run / "report.md").exists():
         print(f"report: {run / 'report.md'}")
     return timings

@@ -82,6 +82,8 @@ def test_a_pipeline_killed_mid_stage_reruns_to_the_figures_of_an_uninterrupted_r
     assert timings["pretrain"] == "complete" and all(isinstance(timings[s], float) for s in pipeline.STAGES[1:])
     assert all(run_dir.is_complete(run / stage) for stage in pipeline.STAGES)
     assert set(pipeline.main(args).values()) == {"complete"}
+    recorded = json.loads((run / "timings.json").read_text())  # the killed run's pretraining time is kept
+    assert all(isinstance(recorded[s], float) for s in pipeline.STAGES)
 
     (tmp_path / "whole").mkdir()
     whole, = parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(tmp_path / "whole"))])
