@@ -27,7 +27,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import evaluate
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
@@ -35,9 +34,9 @@ from recipes import report as render
 from recipes import run_dir
 from recipes.cli import parse_config
 from recipes.generation import chat_texts, generate, kl_to_reference, mean_ci, reward_scores
+from recipes.gold import gold_eval, load_metric
 from recipes.toy_world import ToyWorld, WorldArguments
 
-METRICS = Path(__file__).resolve().parents[1] / "metrics"
 LADDER = ("base", "base_fewshot", "sft", "ppo")  # the InstructGPT ordering, worst first
 
 
@@ -57,26 +56,6 @@ class EvaluateArguments(WorldArguments):
     batch_size: int = 64
     num_samples: int = field(default=10, metadata={"help": "Prompts shown side by side in the report."})
     seed: int = 0
-
-
-def load_metric(name: str) -> evaluate.EvaluationModule:
-    """One of this repo's metrics (metrics/<name>/<name>.py), loaded from its path: nothing is downloaded."""
-    return evaluate.load(str(METRICS / name))
-
-
-def gold_eval(model, tokenizer, world, tasks, *, fewshot: bool = False, shots: int = 3, max_new_tokens: int = 48,
-              temperature: float = 0.0, batch_size: int = 64, desc: str = "gold eval") -> dict:
-    """Responses to `tasks` (greedy at temperature 0; for `fewshot`, the base model's answer in a fake FAQ page)
-    and their gold scores: `gold` (mean with CI), `by_family`, `correct_by_family`, `scores` and `responses`."""
-    prompts = [t.prompt for t in tasks]
-    texts = [world.fewshot_prompt(p, shots) for p in prompts] if fewshot else chat_texts(tokenizer, prompts)
-    responses = [r[0] for r in generate(model, tokenizer, texts, max_new_tokens=max_new_tokens,
-                                        do_sample=temperature > 0, temperature=temperature or 1.0,
-                                        batch_size=batch_size, stop_at_newline=fewshot, desc=desc)]
-    result = load_metric("gold_score").compute(predictions=responses, prompts=prompts, **world.spec)
-    return {"gold": {"mean": result["gold_score"], "ci95": result["ci95"], "n": result["n"]},
-            "by_family": result["by_family"], "correct_by_family": result["correct_by_family"],
-            "scores": result["scores"], "responses": responses}
 
 
 def best_of_n(policy, reward_model, tokenizer, prompts: list[str], n: int, args: EvaluateArguments) -> list[str]:

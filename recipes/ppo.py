@@ -39,8 +39,8 @@ from recipes import hub, run_dir
 from recipes.adapters import merge_adapter, model_init_kwargs
 from recipes.cli import ConfigError, parse_config
 from recipes.data import load_prompts
-from recipes.evaluate import gold_eval, load_metric
 from recipes.generation import chat_texts, kl_to_reference, mean_ci, reward_scores
+from recipes.gold import gold_eval, load_metric
 from recipes.toy_world import ToyWorld, WorldArguments
 
 

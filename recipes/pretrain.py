@@ -39,6 +39,7 @@ from recipes import hub, run_dir
 from recipes.adapters import check_bf16
 from recipes.cli import parse_config
 from recipes.data import load_any
+from recipes.generation import generate
 from recipes.tokenizer import END_OF_TEXT, train_tokenizer
 from recipes.toy_world import WorldArguments
 
@@ -101,23 +102,14 @@ def unigram_perplexity(train: Dataset, heldout: Dataset, vocab_size: int) -> flo
     return math.exp(nll)
 
 
-@torch.no_grad()
 def probe_knowledge(model, tokenizer, probes: list[dict], batch_size: int = 64) -> dict:
     """The share of cloze probes (`ToyWorld.completion_probes`) whose greedy continuation starts with the answer,
     per genre: does the base model know the world's facts and sums, not only its formats?"""
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    continuations = generate(model, tokenizer, [p["prefix"] for p in probes], max_new_tokens=16,
+                             batch_size=batch_size, stop_at_newline=True, desc="knowledge probes")
     hits: dict[str, list[bool]] = {}
-    try:
-        for start in range(0, len(probes), batch_size):
-            batch = probes[start:start + batch_size]
-            inputs = tokenizer([p["prefix"] for p in batch], return_tensors="pt", padding=True)
-            out = model.generate(**inputs, max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-            for probe, text in zip(batch, tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:],
-                                                                 skip_special_tokens=True)):
-                said = re.match(rf"{re.escape(probe['answer'])}\b", text.strip())
-                hits.setdefault(probe["genre"], []).append(said is not None)
-    finally:
-        tokenizer.padding_side = side
+    for probe, (text,) in zip(probes, continuations):
+        hits.setdefault(probe["genre"], []).append(re.match(rf"{re.escape(probe['answer'])}\b", text) is not None)
     return {genre: {"accuracy": sum(h) / len(h), "n": len(h)} for genre, h in hits.items()}
 
 

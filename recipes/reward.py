@@ -60,8 +60,9 @@ def load_pairs(args: RewardScriptArguments, split: str, tokenizer) -> tuple[Data
     return tokenized, gold
 
 
-def evaluate_pairs(model, tokenizer, pairs: Dataset, gold: list | None, limit: int) -> dict:
-    """Pairwise accuracy against the data's labels and, where known, against the noise-free gold labeler."""
+def evaluate_pairs(model, tokenizer, pairs: Dataset, gold: list | None, limit: int) -> tuple[dict, list[float]]:
+    """Pairwise accuracy against the data's labels and, where known, against the noise-free gold labeler; and the
+    scores of the chosen, then the rejected responses."""
     n = min(limit, len(pairs))
     rows = pairs.select(range(n)).to_list()
     prompts = [row["prompt"][-1]["content"] for row in rows]
@@ -72,11 +73,11 @@ def evaluate_pairs(model, tokenizer, pairs: Dataset, gold: list | None, limit: i
         decided = [(c > r, g[0] > g[1]) for c, r, g in zip(chosen, rejected, gold[:n]) if g[0] != g[1]]
         metrics["gold_agreement"] = sum(a == b for a, b in decided) / len(decided)
         metrics["gold_pairs"] = len(decided)
-    return metrics
+    return metrics, chosen + rejected
 
 
-def standardize(model, tokenizer, pairs: Dataset, limit: int, out: Path, merged: Path) -> float:
-    """Rescale the score head so that the scores of the test pairs' responses have standard deviation 1; returns
+def standardize(model, scores: list[float], out: Path, merged: Path) -> float:
+    """Rescale the score head so that `scores` (of the test pairs' responses) get standard deviation 1; returns
     the factor. The pairwise loss sees only differences, so a reward model's scale is arbitrary: on the toy world it
     varies threefold from seed to seed. PPO weighs the score against `kl_coef` times the KL, so one `kl_coef` means
     the same pull toward SFT on every seed only if the scale is fixed. Both `merged/` and the adapter's copy of the
@@ -85,10 +86,7 @@ def standardize(model, tokenizer, pairs: Dataset, limit: int, out: Path, merged:
     if head is None:
         print(f"standardize_scores: {type(model).__name__} has no 'score' head; scores left as trained")
         return 1.0
-    rows = pairs.select(range(min(limit, len(pairs)))).to_list()
-    prompts = [row["prompt"][-1]["content"] for row in rows] * 2
-    responses = [row["chosen"][0]["content"] for row in rows] + [row["rejected"][0]["content"] for row in rows]
-    sd = statistics.pstdev(reward_scores(model, tokenizer, prompts, responses))
+    sd = statistics.pstdev(scores)
     if not sd > 0:
         print("standardize_scores: every test response scores the same; scores left as trained")
         return 1.0
@@ -136,9 +134,9 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     run_dir.plot_losses(out, trainer.state.log_history, "reward-model loss")
 
     model = AutoModelForSequenceClassification.from_pretrained(merged, num_labels=1)
-    scale = (standardize(model, tokenizer, test, script_args.max_eval_pairs, out, Path(merged))
-             if script_args.standardize_scores else 1.0)
-    metrics = evaluate_pairs(model, tokenizer, test, gold, script_args.max_eval_pairs) | {"score_divided_by": scale}
+    metrics, scores = evaluate_pairs(model, tokenizer, test, gold, script_args.max_eval_pairs)  # unchanged by scale
+    standardized = script_args.standardize_scores
+    metrics["score_divided_by"] = standardize(model, scores, out, Path(merged)) if standardized else 1.0
     print(json.dumps(metrics, indent=2))
     (out / "eval_results.json").write_text(json.dumps(metrics, indent=2))
     run_dir.mark_complete(out, "reward", metrics)

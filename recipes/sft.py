@@ -31,8 +31,8 @@ from recipes import hub, run_dir
 from recipes.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
 from recipes.cli import parse_config
 from recipes.data import load_any
-from recipes.evaluate import gold_eval
 from recipes.formats import to_prompt_completion, to_sft
+from recipes.gold import gold_eval
 from recipes.toy_world import Demonstrator, WorldArguments
 
 

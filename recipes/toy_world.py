@@ -326,7 +326,7 @@ class ToyWorld:
             if doc["genre"] == "encyclopedia":
                 entity = self.by_name[text.split("\n")[0].lower()]
                 values = "|".join(map(re.escape, entity.facts().values()))
-                matches = [m for m in re.finditer(rf"(?<= )({values})\b", text)]
+                matches = list(re.finditer(rf"(?<= )({values})\b", text))
             elif doc["genre"] == "worksheet":
                 matches = list(re.finditer(r"(?<== )(-?\d+)(?=\.$)", text, flags=re.M))
             elif doc["genre"] == "word_game":
