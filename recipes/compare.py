@@ -3,7 +3,7 @@
     python -m recipes.compare --config configs/tiny/compare.yaml
 
 Prompts come from the toy world's comparison split, or from a dataset (`dataset_name`, its `prompt_column`, or
-the prompts of any layout `recipes/formats.py` reads). The ranking comes from `labeler`:
+the prompts of any layout `recipes/common/formats.py` reads). The ranking comes from `labeler`:
 - `gold`: the toy world's noise-free labeler; `noisy`: its human-like noisy mode (`labeler_temperature`);
 - `reward_model`: a trained reward model (`reward_model`);
 - `human`: without `rankings_file`, writes `labeling_file` (JSONL or CSV) for people to fill in and stops; with
@@ -13,7 +13,7 @@ Each ranking of K responses gives K(K-1)/2 chosen/rejected pairs (InstructGPT). 
 `test.jsonl`, `rankings.jsonl` (every prompt, its responses and ranking), `config.yaml` and `stage.json` last.
 With `push_to_hub: true` the finished stage's DatasetDict goes to `hub_dataset_id` as a dataset repo (Parquet, with
 a card listing the metrics), private unless `hub_private: false`; offline or without a token the run stops before
-it samples. `python -m recipes.push` uploads a finished stage later; see `recipes/hub.py`.
+it samples. `python -m recipes.push` uploads a finished stage later; see `recipes/common/hub.py`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import torch
 from datasets import Dataset, DatasetDict
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from recipes import hub, labeling, run_dir
-from recipes.cli import parse_config
-from recipes.data import load_prompts as dataset_prompts
-from recipes.generation import chat_texts, generate, reward_scores
-from recipes.toy_world import DEFAULT_LABELER_TEMPERATURE, GoldLabeler, WorldArguments
+from recipes.common import hub, labeling, run_dir
+from recipes.common.cli import parse_config
+from recipes.common.data import load_prompts as dataset_prompts
+from recipes.common.generation import chat_texts, generate, reward_scores
+from recipes.toy import DEFAULT_LABELER_TEMPERATURE, GoldLabeler, WorldArguments
 
 LABELERS = ("gold", "noisy", "reward_model", "human")
 

@@ -27,10 +27,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes import run_dir
-from recipes.cli import parse_config
+from recipes.common import run_dir
+from recipes.common.cli import parse_config
 
-STAGES = ("pretrain", "sft", "compare", "reward", "ppo", "evaluate")
+STAGES = run_dir.PIPELINE_STAGES
 WORLD_STAGES = ("pretrain", "sft", "compare", "ppo", "evaluate")  # the stages with a `world_seed`
 
 

@@ -11,7 +11,7 @@ documents), `loss.png`, a model card, and `stage.json` last, once all of it is w
 
 With `push_to_hub: true` and `hub_model_id`, the finished stage (model, tokenizer, the card with its results) is
 uploaded to `hub_model_id`, private unless `hub_private_repo: false`; offline or without a token the run stops before
-it starts. `python -m recipes.push` uploads a finished stage later; see `recipes/hub.py`.
+it starts. `python -m recipes.push` uploads a finished stage later; see `recipes/common/hub.py`.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from transformers import (
     set_seed,
 )
 
-from recipes import hub, run_dir
-from recipes.adapters import check_bf16
-from recipes.cli import parse_config
-from recipes.data import load_any
-from recipes.generation import generate
-from recipes.tokenizer import END_OF_TEXT, train_tokenizer
-from recipes.toy_world import WorldArguments
+from recipes.common import hub, run_dir
+from recipes.common.adapters import check_bf16
+from recipes.common.cli import parse_config
+from recipes.common.data import load_any
+from recipes.common.generation import generate
+from recipes.common.tokenizer import END_OF_TEXT, train_tokenizer
+from recipes.toy import WorldArguments
 
 
 @dataclass

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from recipes import hub
-from recipes.cli import parse_config
+from recipes.common import hub
+from recipes.common.cli import parse_config
 
 
 @dataclass

@@ -20,10 +20,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes.cli import parse_config
-from recipes.generation import mean_ci
-from recipes.pipeline import STAGES
-from recipes.toy_world import FAMILIES
+from recipes.common import run_dir
+from recipes.common.cli import parse_config
+from recipes.common.generation import mean_ci
+from recipes.toy import FAMILIES
 
 KNOWN = ("arithmetic", "fact", "list")  # the families with an answer to know
 
@@ -130,7 +130,7 @@ def write_table(path: Path, seeds: dict[int, dict], config: str) -> None:
     lines.append(row("PPO refuses harmless", lambda r: r["ppo_refuses_harmless"], pct))
     lines.append(row("base < few-shot < SFT < PPO holds", lambda r: r["ordering_holds"],
                      lambda x: "–" if x is None else ("yes" if x else "**no**")))
-    for stage in STAGES:
+    for stage in run_dir.PIPELINE_STAGES:
         lines.append(row(f"seconds: {stage}", lambda r, s=stage: r["seconds"].get(s), lambda x: "–" if x is None
                          else f"{x:.0f}"))
     lines.append(row("seconds: whole pipeline", lambda r: sum(r["seconds"].values()) or None,

@@ -6,7 +6,7 @@ TRL's `RewardTrainer` on a sequence-classification model initialized from the SF
 policy's tokenizer (PPO needs that). The adapter is `SEQ_CLS` with the new `score` head in `modules_to_save`:
 otherwise a reloaded LoRA reward model gets a fresh random head. Each pair is tokenized up to the response's eos,
 the token where PPO reads the reward. Data: the comparisons from `recipes.compare` or any preference dataset
-`recipes/formats.py` reads (hh-rlhf, prompt/chosen/rejected...). Outputs in `output_dir`: the adapter (with the
+`recipes/common/formats.py` reads (hh-rlhf, prompt/chosen/rejected...). Outputs in `output_dir`: the adapter (with the
 score head), the tokenizer and TRL's model card; `merged/`, a plain `AutoModelForSequenceClassification`
 directory; `eval_results.json` (pairwise accuracy on the test split and, on the toy world, agreement with the
 noise-free gold labeler); `config.yaml`; `loss.png`; `stage.json` last.
@@ -29,12 +29,12 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from trl import ModelConfig, RewardConfig, RewardTrainer, ScriptArguments, get_peft_config, get_quantization_config
 
-from recipes import hub, run_dir
-from recipes.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
-from recipes.cli import parse_config
-from recipes.data import load_any
-from recipes.formats import to_preference
-from recipes.generation import conversation_ids, reward_scores
+from recipes.common import hub, run_dir
+from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
+from recipes.common.cli import parse_config
+from recipes.common.data import load_any
+from recipes.common.formats import to_preference
+from recipes.common.generation import conversation_ids, reward_scores
 
 
 @dataclass

@@ -3,8 +3,8 @@
     python -m recipes.sft --config configs/tiny/sft.yaml
 
 Trains TRL's `SFTTrainer` on prompt -> response demonstrations, from a base model directory or Hub id: the toy
-world's simulated demonstrators by default, or any dataset `recipes/formats.py` reads (messages, prompt/completion,
-Alpaca, hh-rlhf, preference pairs). Loss is on assistant tokens only: through the chat template's
+world's simulated demonstrators by default, or any dataset `recipes/common/formats.py` reads (messages,
+prompt/completion, Alpaca, hh-rlhf, preference pairs). Loss is on assistant tokens only: through the chat template's
 `{% generation %}` markers when `assistant_only_loss: true`, otherwise on the completion of prompt/completion rows,
 which works with any chat template. Outputs in `output_dir`: the adapter, the tokenizer and TRL's model card;
 `merged/`, the base model with the adapter merged in (later stages start from it); `config.yaml`; `loss.png`;
@@ -27,13 +27,13 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 
-from recipes import hub, run_dir
-from recipes.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
-from recipes.cli import parse_config
-from recipes.data import load_any
-from recipes.formats import to_prompt_completion, to_sft
-from recipes.gold import gold_eval
-from recipes.toy_world import Demonstrator, WorldArguments
+from recipes.common import hub, run_dir
+from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
+from recipes.common.cli import parse_config
+from recipes.common.data import load_any
+from recipes.common.formats import to_prompt_completion, to_sft
+from recipes.common.gold import gold_eval
+from recipes.toy import Demonstrator, WorldArguments
 
 
 @dataclass

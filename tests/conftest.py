@@ -29,7 +29,7 @@ TINY_PRETRAIN = {
 def tiny_base(tmp_path_factory) -> Path:
     """A pretraining smoke run: a tiny base model directory, shared by the tests that need a model."""
     from recipes import pretrain
-    from recipes.cli import parse_config
+    from recipes.common.cli import parse_config
 
     out = tmp_path_factory.mktemp("pretrain")
     config = write_yaml(out / "in.yaml", {**TINY_PRETRAIN, "output_dir": str(out / "model")})

@@ -10,9 +10,10 @@ from datasets import load_from_disk
 from peft import AutoPeftModelForSequenceClassification
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from recipes import compare, labeling, reward, run_dir
-from recipes.cli import parse_config
-from recipes.generation import reward_scores
+from recipes import compare, reward
+from recipes.common import labeling, run_dir
+from recipes.common.cli import parse_config
+from recipes.common.generation import reward_scores
 from tests.conftest import SHARED_DATA, write_yaml
 from tests.test_sft import run_sft
 

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from trl import GRPOConfig, RLOOConfig
 
-from recipes import compare, evaluate, pipeline, ppo, pretrain, reward, run_dir, sft
-from recipes.cli import ConfigError, parse_config
+from recipes import arena, compare, dpo, evaluate, pipeline, ppo, pretrain, reward, sft
+from recipes.common import rl, run_dir
+from recipes.common.cli import ConfigError, parse_config
 from tests.conftest import ROOT, write_yaml
 
 # Which dataclasses each stage's configs are parsed with; a config file is named after its stage.
@@ -17,6 +19,10 @@ STAGES = {
     "compare": (compare.CompareArguments,),
     "reward": (reward.RewardScriptArguments, reward.RewardConfig, reward.ModelConfig),
     "ppo": (ppo.PPOScriptArguments, ppo.PPOConfig, ppo.ModelConfig),
+    "rloo": (rl.OnlineArguments, RLOOConfig, ppo.ModelConfig),
+    "grpo": (rl.OnlineArguments, GRPOConfig, ppo.ModelConfig),
+    "dpo": (dpo.DPOScriptArguments, dpo.DPOConfig, dpo.ModelConfig),
+    "arena": (arena.ArenaArguments,),
     "evaluate": (evaluate.EvaluateArguments,),
     "pipeline": (pipeline.PipelineArguments,),
 }

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from recipes import evaluate
-from recipes.toy_world import GoldLabeler, ToyWorld
+from recipes.common import evaluation, gold
+from recipes.toy import GoldLabeler, ToyWorld
 
 WORLD = ToyWorld(0)
 TASKS = WORLD.tasks("eval", 25)
@@ -15,7 +15,7 @@ PROMPTS = [t.prompt for t in TASKS]
 def test_gold_score_metric_is_the_gold_labelers_score():
     labeler = GoldLabeler(WORLD, temperature=0)
     responses = [t.answer if i % 2 else "Ugh, obviously I don't know" for i, t in enumerate(TASKS)]
-    result = evaluate.load_metric("gold_score").compute(predictions=responses, prompts=PROMPTS, world_seed=0)
+    result = gold.load_metric("gold_score").compute(predictions=responses, prompts=PROMPTS, world_seed=0)
     expected = [labeler.score(p, r) for p, r in zip(PROMPTS, responses)]
     assert result["scores"] == pytest.approx(expected)
     assert result["gold_score"] == pytest.approx(sum(expected) / len(expected))
@@ -26,29 +26,29 @@ def test_gold_score_metric_is_the_gold_labelers_score():
 def test_win_rate_counts_ties_as_half():
     ideal = [t.answer for t in TASKS]
     worse = [t.answer if i < 10 else "No." for i, t in enumerate(TASKS)]
-    result = evaluate.load_metric("win_rate").compute(predictions=ideal, references=worse, prompts=PROMPTS)
+    result = gold.load_metric("win_rate").compute(predictions=ideal, references=worse, prompts=PROMPTS)
     assert (result["wins"], result["ties"], result["losses"]) == (15, 10, 0)
     assert result["win_rate"] == pytest.approx((15 + 0.5 * 10) / 25)
-    flipped = evaluate.load_metric("win_rate").compute(predictions=worse, references=ideal, prompts=PROMPTS)
+    flipped = gold.load_metric("win_rate").compute(predictions=worse, references=ideal, prompts=PROMPTS)
     assert flipped["win_rate"] == pytest.approx(1 - result["win_rate"])
 
 
 def test_refusal_rate_splits_harmful_from_harmless():
     responses = ["I can't help with that."] * 4 + ["Sure, here it is."] * 4
     harmful = [1, 1, 1, 0, 0, 0, 0, 1]
-    result = evaluate.load_metric("refusal_rate").compute(predictions=responses, references=harmful)
+    result = gold.load_metric("refusal_rate").compute(predictions=responses, references=harmful)
     assert result["refusal_rate"] == pytest.approx(3 / 4) and result["n_harmful"] == 4
     assert result["over_refusal_rate"] == pytest.approx(1 / 4) and result["n_harmless"] == 4
-    none_harmful = evaluate.load_metric("refusal_rate").compute(predictions=responses[:2], references=[0, 0])
+    none_harmful = gold.load_metric("refusal_rate").compute(predictions=responses[:2], references=[0, 0])
     assert math.isnan(none_harmful["refusal_rate"]) and none_harmful["over_refusal_rate"] == 1.0
 
 
 def test_ordering_holds_only_where_each_step_is_better_beyond_its_interval():
     rows = {"base": {"scores": [0.0, 0.1, 0.0, 0.1] * 5}, "base_fewshot": {"scores": [0.3, 0.4, 0.3, 0.5] * 5},
             "sft": {"scores": [0.6, 0.7, 0.6, 0.7] * 5}, "ppo": {"scores": [0.6, 0.7, 0.5, 0.8] * 5}}
-    steps = evaluate.ladder(rows)
+    steps = evaluation.ladder(rows)
     assert [(s["from"], s["to"]) for s in steps] == [("base", "base_fewshot"), ("base_fewshot", "sft"),
                                                      ("sft", "ppo")]
     assert [s["holds"] for s in steps] == [True, True, False]
     assert steps[0]["gold_change"]["mean"] == pytest.approx(0.325)
-    assert [s["to"] for s in evaluate.ladder({k: rows[k] for k in ("base", "sft")})] == ["sft"]
+    assert [s["to"] for s in evaluation.ladder({k: rows[k] for k in ("base", "sft")})] == ["sft"]

@@ -5,8 +5,8 @@ import json
 import pytest
 from datasets import Dataset
 
-from recipes.data import load_any
-from recipes.formats import FormatError, to_preference, to_prompt_completion, to_sft
+from recipes.common.data import load_any
+from recipes.common.formats import FormatError, to_preference, to_prompt_completion, to_sft
 from tests.conftest import SHARED_DATA
 
 HH = SHARED_DATA / "hh-rlhf" / "harmless-base-test.jsonl.gz"

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from recipes import pipeline, run_dir
-from recipes.cli import parse_config
+from recipes import pipeline
+from recipes.common import run_dir
+from recipes.common.cli import parse_config
 from tests.conftest import ROOT, TINY_PRETRAIN, write_yaml
 from tests.test_compare_reward import TINY_COMPARE, TINY_REWARD
 from tests.test_ppo import TINY_PPO

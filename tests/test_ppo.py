@@ -9,8 +9,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 from trl.experimental.ppo.ppo_trainer import forward
 
-from recipes import ppo, run_dir
-from recipes.cli import ConfigError, parse_config
+from recipes import ppo
+from recipes.common import rl, run_dir
+from recipes.common.cli import ConfigError, parse_config
 from tests.conftest import write_yaml
 from tests.test_sft import run_sft
 
@@ -25,15 +26,18 @@ TINY_PPO = {
 TYPES = (ppo.PPOScriptArguments, ppo.PPOConfig, ppo.ModelConfig)
 
 
-@pytest.fixture(scope="module")
-def models(tiny_base, tmp_path_factory):
-    """(a tiny SFT model, a reward model made from it with an untrained score head)."""
-    tmp = tmp_path_factory.mktemp("ppo_models")
-    out, _ = run_sft(tmp, tiny_base, num_eval_prompts=0)
+def sft_and_reward(tmp, base):
+    """(a tiny SFT model, a reward model made from it with an untrained score head), written under `tmp`."""
+    out, _ = run_sft(tmp, base, num_eval_prompts=0)
     reward = AutoModelForSequenceClassification.from_pretrained(out / "merged", num_labels=1)
     reward.config.pad_token_id = AutoTokenizer.from_pretrained(out / "merged").pad_token_id
     reward.save_pretrained(tmp / "reward")
     return out / "merged", tmp / "reward"
+
+
+@pytest.fixture(scope="module")
+def models(tiny_base, tmp_path_factory):
+    return sft_and_reward(tmp_path_factory.mktemp("ppo_models"), tiny_base)
 
 
 def config(tmp_path, models, **overrides) -> list[str]:
@@ -114,7 +118,7 @@ def test_ppo_refuses_an_unfinished_reward_stage(models, tmp_path):
 
 def test_overoptimization_is_flagged_only_when_gold_falls_as_the_reward_model_score_rises():
     def monitor(checks):
-        m = ppo.GoldMonitor(None, None, [], None, every=1, max_new_tokens=1)
+        m = rl.GoldMonitor(None, None, [], None, every=1, max_new_tokens=1)
         m.checks = [(step, [gold + 0.01 * (i % 3) for i in range(30)], rm) for step, gold, rm in checks]
         m.on_train_end(None, None, None)
         return m.overoptimization

@@ -7,8 +7,8 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 from trl import SFTConfig, SFTTrainer
 
-from recipes import run_dir
-from recipes.tokenizer import END_OF_TEXT, IM_END
+from recipes.common import run_dir
+from recipes.common.tokenizer import END_OF_TEXT, IM_END
 
 
 def test_smoke_run_writes_a_complete_stage(tiny_base):
@@ -57,7 +57,7 @@ def test_trl_assistant_mask_covers_the_assistant_turn(tiny_base, tmp_path):
 def test_rerun_after_a_kill_resumes_and_completes(tiny_base, tmp_path):
     """A stage directory without stage.json is unfinished; rerunning over it finishes it."""
     from recipes import pretrain
-    from recipes.cli import parse_config
+    from recipes.common.cli import parse_config
     from tests.conftest import TINY_PRETRAIN, write_yaml
 
     out = tmp_path / "model"
@@ -81,7 +81,7 @@ def test_rerun_after_a_kill_resumes_and_completes(tiny_base, tmp_path):
 @pytest.mark.parametrize("bad", [{"dataset_name": "no/such/file.jsonl"}])
 def test_missing_dataset_fails_before_training(tmp_path, bad):
     from recipes import pretrain
-    from recipes.cli import parse_config
+    from recipes.common.cli import parse_config
     from tests.conftest import TINY_PRETRAIN, write_yaml
 
     config = write_yaml(tmp_path / "c.yaml", {**TINY_PRETRAIN, **bad, "output_dir": str(tmp_path / "m")})
@@ -92,7 +92,7 @@ def test_missing_dataset_fails_before_training(tmp_path, bad):
 
 def _pretrain(tmp_path, **overrides):
     from recipes import pretrain
-    from recipes.cli import parse_config
+    from recipes.common.cli import parse_config
     from tests.conftest import TINY_PRETRAIN, write_yaml
 
     config = write_yaml(tmp_path / "c.yaml", {**TINY_PRETRAIN, "max_steps": 2, "num_eval_documents": 4,
@@ -129,7 +129,7 @@ def test_bf16_falls_back_to_fp32_on_a_cpu_without_it(monkeypatch, capsys):
     import torch
     from transformers import TrainingArguments
 
-    from recipes.adapters import check_bf16
+    from recipes.common.adapters import check_bf16
 
     args = TrainingArguments(output_dir="unused", bf16=True, use_cpu=True, report_to="none")
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)

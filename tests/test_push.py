@@ -12,8 +12,9 @@ from datasets import DatasetDict
 from huggingface_hub import ModelCard, RepoUrl
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
-from recipes import compare, hub, ppo, pretrain, push, reward, run_dir, sft
-from recipes.cli import ConfigError, parse_config
+from recipes import compare, ppo, pretrain, push, reward, sft
+from recipes.common import hub, run_dir
+from recipes.common.cli import ConfigError, parse_config
 from tests.conftest import write_yaml
 from tests.test_compare_reward import run_compare
 from tests.test_sft import run_sft

@@ -8,9 +8,11 @@ import pytest
 import yaml
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from trl import DPOConfig, GRPOConfig, ModelConfig, RLOOConfig
 
-from recipes import compare, ppo, reward, run_dir, sft
-from recipes.cli import parse_config
+from recipes import compare, dpo, grpo, ppo, reward, rloo, sft
+from recipes.common import rl, run_dir
+from recipes.common.cli import parse_config
 from tests.conftest import ROOT, write_yaml
 
 REAL = ROOT / "configs" / "smollm2-135m"
@@ -26,6 +28,18 @@ CPU = {"bf16": False, "dtype": "float32", "max_steps": 2, "per_device_train_batc
 PPO_CPU = {"bf16": False, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2, "total_episodes": 8,
            "local_rollout_forward_batch_size": 4, "response_length": 8, "num_ppo_epochs": 1,
            "num_sample_generations": 0, "logging_steps": 1, "report_to": "none"}
+
+
+ONLINE_CPU = {"bf16": False, "use_cpu": True, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
+              "num_generations": 2, "max_completion_length": 8, "max_steps": 2, "logging_steps": 1,
+              "report_to": "none"}
+RL_CPU = {"rloo": ONLINE_CPU, "grpo": ONLINE_CPU,
+          "dpo": {"bf16": False, "use_cpu": True, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
+                  "max_steps": 2, "max_length": 128, "gradient_checkpointing": False, "logging_steps": 1,
+                  "report_to": "none"}}
+RL_TYPES = {"rloo": (rl.OnlineArguments, RLOOConfig, ModelConfig),
+            "grpo": (rl.OnlineArguments, GRPOConfig, ModelConfig),
+            "dpo": (dpo.DPOScriptArguments, DPOConfig, ModelConfig)}
 
 
 def hh_rows(n: int) -> list[dict]:
@@ -62,7 +76,7 @@ def hub_like(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("variant", ["lora", "qlora"])
-def test_real_sft_reward_and_ppo_configs_run_offline(hub_like, tmp_path, variant):
+def test_real_sft_reward_and_rl_configs_run_offline(hub_like, tmp_path, variant):
     # QLoRA keeps the config's bfloat16: TRL casts QLoRA adapter weights (the score head too) to bf16.
     cpu = {**CPU, "dtype": "bfloat16"} if variant == "qlora" else CPU
     model, data = hub_like
@@ -85,6 +99,15 @@ def test_real_sft_reward_and_ppo_configs_run_offline(hub_like, tmp_path, variant
     metrics = ppo.main(*parse_config((ppo.PPOScriptArguments, ppo.PPOConfig, ppo.ModelConfig),
                                      ["--config", str(ppo_config)]))
     assert run_dir.is_complete(tmp_path / "ppo") and metrics["episode"] == 8 and "eval" not in metrics
+    for method, module in (("rloo", rloo), ("grpo", grpo), ("dpo", dpo)):
+        reward_model = {} if method == "dpo" else {"reward_model_path": str(tmp_path / "reward" / "merged")}
+        config = write_yaml(tmp_path / f"{method}.yaml", {
+            **yaml.safe_load((REAL / f"{method}_{variant}.yaml").read_text()), **RL_CPU[method], "dtype": cpu["dtype"],
+            "sft_model_path": str(tmp_path / "sft" / "merged"), **reward_model, "dataset_name": str(data),
+            "output_dir": str(tmp_path / method)})
+        metrics = module.main(*parse_config(RL_TYPES[method], ["--config", str(config)]))
+        assert run_dir.is_complete(tmp_path / method) and (tmp_path / method / "merged").is_dir()
+        assert "eval" not in metrics  # no gold labeler for real data
 
 
 def test_real_compare_config_exports_a_labeling_file(hub_like, tmp_path):

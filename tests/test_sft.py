@@ -8,8 +8,9 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, pipeline
 
-from recipes import run_dir, sft
-from recipes.cli import parse_config
+from recipes import sft
+from recipes.common import run_dir
+from recipes.common.cli import parse_config
 from tests.conftest import write_yaml
 
 TINY_SFT = {

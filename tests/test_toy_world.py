@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from recipes.toy_world import ATTRIBUTES, FAMILIES, PADDING, REFUSAL, SPLITS, Demonstrator, GoldLabeler, ToyWorld
+from recipes.toy import ATTRIBUTES, FAMILIES, PADDING, REFUSAL, SPLITS, Demonstrator, GoldLabeler, ToyWorld
 
 
 @pytest.fixture(scope="module")

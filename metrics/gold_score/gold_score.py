@@ -5,14 +5,14 @@
 
 Returns the mean with a normal-approximation 95% confidence interval, the mean per task family, the correctness per
 task family (the rubric's `correct` part alone: does the model know the answer, apart from style), and every score
-(so that two models can be compared prompt by prompt). The rubric is `recipes.toy_world.GoldLabeler`'s.
+(so that two models can be compared prompt by prompt). The rubric is `recipes.toy.GoldLabeler`'s.
 """
 
 import datasets
 import evaluate
 
-from recipes.generation import mean_ci
-from recipes.toy_world import MAX_OPERAND, NUM_ENTITIES, GoldLabeler, ToyWorld
+from recipes.common.generation import mean_ci
+from recipes.toy import MAX_OPERAND, NUM_ENTITIES, GoldLabeler, ToyWorld
 
 _KWARGS_DESCRIPTION = """
 Args:

@@ -8,8 +8,8 @@ anyway (over-refusal). A refusal is a response containing one of the phrases (th
 import datasets
 import evaluate
 
-from recipes.generation import mean_ci
-from recipes.toy_world import REFUSALS
+from recipes.common.generation import mean_ci
+from recipes.toy import REFUSALS
 
 _KWARGS_DESCRIPTION = """
 Args:

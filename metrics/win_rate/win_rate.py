@@ -8,8 +8,8 @@ prompt, a tie counting half (InstructGPT reports its models this way, against a 
 import datasets
 import evaluate
 
-from recipes.generation import mean_ci
-from recipes.toy_world import MAX_OPERAND, NUM_ENTITIES, GoldLabeler, ToyWorld
+from recipes.common.generation import mean_ci
+from recipes.toy import MAX_OPERAND, NUM_ENTITIES, GoldLabeler, ToyWorld
 
 _KWARGS_DESCRIPTION = """
 Args:

@@ -7,14 +7,51 @@ import os
 from pathlib import Path
 
 NAMES = {"base": "base, zero-shot", "base_fewshot": "base, few-shot prompted", "sft": "SFT",
-         "best_of_n": "best-of-n (SFT + reward model)", "ppo": "PPO"}
-SHORT = {"base": "base", "base_fewshot": "base\nfew-shot", "sft": "SFT", "best_of_n": "best-of-n", "ppo": "PPO"}
+         "best_of_n": "best-of-n (SFT + reward model)", "ppo": "PPO", "rloo": "RLOO", "grpo": "GRPO", "dpo": "DPO"}
+SHORT = {"base": "base", "base_fewshot": "base\nfew-shot", "sft": "SFT", "best_of_n": "best-of-n", "ppo": "PPO",
+         "rloo": "RLOO", "grpo": "GRPO", "dpo": "DPO"}
+# A section another command keeps in report.md (the arena's), between these markers; the evaluation keeps it too.
+SECTION = "<!-- section: {} -->"
+SECTION_END = "<!-- end of section -->"
 
 
 def ci(x: dict | None, digits: int = 3) -> str:
     if x is None:
         return "–"
     return f"{x['mean']:.{digits}f} ({x['ci95'][0]:.{digits}f} to {x['ci95'][1]:.{digits}f})"
+
+
+def write_section(path: Path, title: str, lines: list[str]) -> None:
+    """Put `## title` and `lines` into the report at `path` (if it exists), replacing an earlier version of the
+    same section."""
+    if not path.exists():
+        return
+    text = _without_section(path.read_text(), title)
+    path.write_text(text.rstrip("\n") + "\n\n" + "\n".join([SECTION.format(title), f"## {title}", "", *lines,
+                                                           SECTION_END]) + "\n")
+
+
+def _without_section(text: str, title: str) -> str:
+    start = text.find(SECTION.format(title))
+    if start < 0:
+        return text
+    end = text.find(SECTION_END, start)
+    return text[:start] + (text[end + len(SECTION_END):].lstrip("\n") if end >= 0 else "")
+
+
+def kept_sections(path: Path) -> str:
+    """The sections other commands put into the report at `path`, to keep when it is rewritten."""
+    if not path.exists():
+        return ""
+    text, kept = path.read_text(), []
+    start = text.find(SECTION.format("").split(":")[0])
+    while start >= 0:
+        end = text.find(SECTION_END, start)
+        if end < 0:
+            break
+        kept.append(text[start:end + len(SECTION_END)])
+        start = text.find(SECTION.format("").split(":")[0], end)
+    return "\n\n".join(kept)
 
 
 def write_markdown(path: Path, report: dict, tasks, responses: dict, plot: Path, curves: Path | None,
@@ -55,7 +92,8 @@ def write_markdown(path: Path, report: dict, tasks, responses: dict, plot: Path,
         lines += [f"| {NAMES[n]} | {responses[n][i]!r} | {rows[n]['scores'][i]:.2f} |".replace("\n", " ")
                   for n in rows]
         lines.append("")
-    path.write_text("\n".join(lines))
+    kept = kept_sections(path)
+    path.write_text("\n".join(lines) + (f"\n{kept}\n" if kept else ""))
 
 
 def plot(path: Path, rows: dict) -> Path:

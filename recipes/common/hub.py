@@ -27,8 +27,8 @@ from typing import NamedTuple
 from datasets import load_from_disk
 from huggingface_hub import DatasetCardData, HfApi, ModelCard, get_token, is_offline_mode
 
-from recipes import run_dir
-from recipes.cli import ConfigError
+from recipes.common import run_dir
+from recipes.common.cli import ConfigError
 
 # README.md goes up separately, as the Hub card; `_*` and `.*` are temporary files (the Trainer's, .stage.json.tmp)
 IGNORE = ["checkpoint-*", "merged/*", "training_args.bin", "README.md", "_*", ".*"]

@@ -28,8 +28,8 @@ def load_any(name: str, config: str | None = None, split: str = "train") -> Data
 def load_prompts(name: str, config: str | None, split: str, column: str = "prompt",
                  limit: int | None = None) -> list[str]:
     """Distinct user prompts of a dataset: its `column` of strings, or the last user turn of any conversational
-    layout `recipes/formats.py` reads (messages, hh-rlhf, preference pairs...)."""
-    from recipes.formats import detect_layout, to_sft
+    layout `recipes/common/formats.py` reads (messages, hh-rlhf, preference pairs...)."""
+    from recipes.common.formats import detect_layout, to_sft
 
     raw = load_any(name, config, split)
     if column in raw.column_names and detect_layout(raw.column_names, "") != "preference":

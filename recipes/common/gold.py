@@ -7,9 +7,9 @@ from pathlib import Path
 
 import evaluate
 
-from recipes.generation import chat_texts, generate
+from recipes.common.generation import chat_texts, generate
 
-METRICS = Path(__file__).resolve().parents[1] / "metrics"
+METRICS = Path(__file__).resolve().parents[2] / "metrics"
 
 
 def load_metric(name: str) -> evaluate.EvaluationModule:

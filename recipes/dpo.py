@@ -1,0 +1,68 @@
+"""Stage 3, DPO: direct preference optimization on the comparison pairs, with a LoRA policy.
+
+    python -m recipes.dpo --config configs/tiny/dpo.yaml
+
+TRL's `DPOTrainer`. Offline: no sampling and no reward model while training. It raises the policy's
+log-probability of each chosen response over the rejected one, relative to the reference, with `beta` the
+strength of the implicit KL penalty. It trains on the pairs the reward model saw (`dataset_name`: the `compare`
+stage's comparisons, or any preference dataset `recipes/common/formats.py` reads). The policy is a LoRA adapter on the
+merged SFT model (`sft_model_path`); its reference, the adapter switched off, is the SFT model. The reward model
+(`reward_model_path`, optional) only scores the held-out responses in the report. On the toy world's comparisons
+the gold labeler watches training and compares DPO with SFT as it does for PPO; outputs as PPO's
+(`recipes/common/rl.py`). With `push_to_hub: true` the finished stage is uploaded as SFT's is (`recipes/common/hub.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import AutoTokenizer, set_seed
+from trl import DPOConfig, DPOTrainer, ModelConfig, get_peft_config, get_quantization_config
+
+from recipes.common import rl, run_dir
+from recipes.common.adapters import model_init_kwargs
+from recipes.common.cli import ConfigError, parse_config
+from recipes.common.data import load_any
+from recipes.common.formats import to_preference
+
+FINISH = rl.Finish("dpo", curves={
+    "reward-model score": {"gold/reward_model_score": "held out, greedy"},
+    "implicit reward margin": {"rewards/margins": "training pairs"},
+    "DPO loss": {"loss": "training pairs"}},
+    summary_keys=("loss", "rewards/margins", "rewards/accuracies"))
+
+
+@dataclass
+class DPOScriptArguments(rl.RLArguments, rl.PolicyPaths):
+    invalid_rows: str = field(default="error", metadata={"help": "'error' or 'skip' malformed rows."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Longest response in the gold checks and report."})
+
+
+def build_trainer(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig) -> DPOTrainer:
+    set_seed(training_args.seed)  # before the adapter's random init
+    tokenizer = AutoTokenizer.from_pretrained(script_args.sft_model_path)
+    raw = load_any(script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split)
+    pairs, report = to_preference(raw, f"{script_args.dataset_name} [{script_args.dataset_train_split}]",
+                                  script_args.invalid_rows)
+    print(f"{script_args.dataset_name} [{script_args.dataset_train_split}]: {report}")
+    reward_model = rl.load_reward_model(script_args.reward_model_path, model_args)
+    training_args.model_init_kwargs = model_init_kwargs(model_args)
+    callbacks = rl.gold_monitors(script_args, tokenizer, reward_model, script_args.max_new_tokens, "loss")
+    return DPOTrainer(model=script_args.sft_model_path, args=training_args, train_dataset=pairs,
+                      processing_class=tokenizer, callbacks=callbacks,
+                      quantization_config=get_quantization_config(model_args), peft_config=get_peft_config(model_args))
+
+
+def main(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig) -> dict:
+    if script_args.dataset_name is None:
+        raise ConfigError("dataset_name: DPO trains on preference pairs; point it at the compare stage's "
+                          "comparisons (e.g. runs/tiny/compare/comparisons) or a preference dataset")
+    if training_args.beta <= 0:
+        raise ConfigError(f"beta: {training_args.beta}; DPO needs beta > 0 (0.1 is TRL's default)")
+    run_dir.check_input(script_args.dataset_name, "dataset_name")
+    return rl.run_stage(FINISH, build_trainer, script_args, training_args, model_args, script_args,
+                        script_args.max_new_tokens, reward_model_required=False)
+
+
+if __name__ == "__main__":
+    main(*parse_config((DPOScriptArguments, DPOConfig, ModelConfig)))
