@@ -117,10 +117,12 @@ def plot(path: Path, checks: dict[str, list[dict]]) -> Path:
         for method, rows in checks.items():
             points = [(max(r["kl_to_sft"], 0.0) ** 0.5, r[key]) for r in rows if r[key] is not None]
             if points:
-                ax.plot(*zip(*points), marker=".", label=render.NAMES.get(method, method))
+                line, = ax.plot(*zip(*points), marker=".", label=render.NAMES.get(method, method))
+                ax.plot(*points[-1], marker="o", markersize=8, color=line.get_color())  # the end of training
         ax.set(xlabel="sqrt(KL to SFT), nats^0.5", title=title)
         ax.legend(fontsize="small")
-    fig.suptitle("Held-out gold checks along training: a policy overoptimizes where gold falls as the reward rises")
+    fig.suptitle("Held-out checks along training (large dot: the end): overoptimization is gold falling as the "
+                 "reward rises")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -131,7 +133,7 @@ def table(rows: dict, runs: dict) -> list[str]:
     families = [f for f in FAMILIES if f in next(iter(rows.values()))["correct_by_family"]]
     lines = ["| model | gold score | win rate vs SFT | " + " | ".join(f"{f} correct" for f in families)
              + " | reward-model score | KL to SFT | refuses harmful | refuses harmless | words | wall time | "
-             "peak memory |", "|---|" + "---|" * (len(families) + 10)]
+             "peak memory |", "|---|" + "---|" * (len(families) + 9)]
     for name, row in rows.items():
         run = runs.get(name) or {}
         kl = row["kl_to_sft"]
