@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from recipes import dpo, grpo, rloo
 from recipes.common import rl, run_dir
 from recipes.common.cli import ConfigError, parse_config
+from recipes.common.hub import HubError
 from tests.conftest import write_yaml
 from tests.test_compare_reward import run_compare
 from tests.test_ppo import sft_and_reward
@@ -133,4 +134,6 @@ def test_configs_are_checked_before_anything_loads(models, tmp_path):
         dpo.main(*parsed("dpo", tmp_path, models, dataset_name=None))
     with pytest.raises(FileNotFoundError, match="reward_model_path"):
         grpo.main(*parsed("grpo", tmp_path, models, reward_model_path=str(tmp_path / "missing")))
-    assert not (tmp_path / "grpo").exists() and not (tmp_path / "dpo").exists()
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE"):  # the upload at the end could not happen: say so first
+        dpo.main(*parsed("dpo", tmp_path, models, push_to_hub=True, hub_model_id="someone/dpo"))
+    assert not any((tmp_path / m).exists() for m in METHODS)
