@@ -9,7 +9,10 @@ the token where PPO reads the reward. Data: the comparisons from `recipes.compar
 `recipes/common/formats.py` reads (hh-rlhf, prompt/chosen/rejected...). Outputs in `output_dir`: the adapter (with the
 score head), the tokenizer and TRL's model card; `merged/`, a plain `AutoModelForSequenceClassification`
 directory; `eval_results.json` (pairwise accuracy on the test split and, on the toy world, agreement with the
-noise-free gold labeler); `config.yaml`; `loss.png`; `stage.json` last.
+noise-free gold labeler; and diagnostics: accuracy on the pairs whose rejected response is the longer one and on
+those where it is the shorter, the correlation of score with length); `scores.png` (histograms of the chosen and
+the rejected responses' scores); `config.yaml`; `loss.png`; `stage.json` last. The RL stages refuse a reward
+model whose accuracy here is below their `min_reward_accuracy`.
 
 With `push_to_hub: true` and `hub_model_id`, the finished stage is uploaded, private unless `hub_private_repo: false`:
 the adapter, tokenizer and card (with the results) to `hub_model_id`, `merged/` to `<hub_model_id>-merged`. Offline
@@ -68,12 +71,52 @@ def evaluate_pairs(model, tokenizer, pairs: Dataset, gold: list | None, limit: i
     prompts = [row["prompt"][-1]["content"] for row in rows]
     chosen = reward_scores(model, tokenizer, prompts, [row["chosen"][0]["content"] for row in rows])
     rejected = reward_scores(model, tokenizer, prompts, [row["rejected"][0]["content"] for row in rows])
-    metrics = {"pairs": n, "accuracy": sum(c > r for c, r in zip(chosen, rejected)) / n}
+    metrics = {"pairs": n, "accuracy": sum(c > r for c, r in zip(chosen, rejected)) / n,
+               **diagnostics(chosen, rejected, [row["chosen"][0]["content"] for row in rows],
+                             [row["rejected"][0]["content"] for row in rows])}
     if gold:
         decided = [(c > r, g[0] > g[1]) for c, r, g in zip(chosen, rejected, gold[:n]) if g[0] != g[1]]
         metrics["gold_agreement"] = sum(a == b for a, b in decided) / len(decided)
         metrics["gold_pairs"] = len(decided)
     return metrics, chosen + rejected
+
+
+def diagnostics(chosen: list[float], rejected: list[float], chosen_texts: list[str], rejected_texts: list[str]) -> dict:
+    """Is the reward model any good, beyond its accuracy: its accuracy on the pairs where the rejected response is
+    the longer one (a model that only likes length gets these right; one that only likes brevity gets them
+    wrong), and the correlation of its score with the response's length in words over every test response."""
+    words = [len(t.split()) for t in chosen_texts + rejected_texts]
+    scores = chosen + rejected
+    longer = [c > r for c, r, ct, rt in zip(chosen, rejected, chosen_texts, rejected_texts)
+              if len(rt.split()) > len(ct.split())]
+    shorter = [c > r for c, r, ct, rt in zip(chosen, rejected, chosen_texts, rejected_texts)
+               if len(rt.split()) < len(ct.split())]
+    spread = len(set(words)) > 1 and len(set(scores)) > 1
+    return {"accuracy_when_rejected_is_longer": sum(longer) / len(longer) if longer else None,
+            "pairs_rejected_longer": len(longer),
+            "accuracy_when_rejected_is_shorter": sum(shorter) / len(shorter) if shorter else None,
+            "pairs_rejected_shorter": len(shorter),
+            "score_length_correlation": statistics.correlation(scores, words) if spread else None}
+
+
+def plot_scores(path: Path, chosen: list[float], rejected: list[float]) -> Path:
+    """scores.png: histograms of the scores of the chosen and of the rejected test responses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = 30
+    ax.hist(chosen, bins=bins, alpha=0.6, label=f"chosen (mean {statistics.fmean(chosen):.2f})")
+    ax.hist(rejected, bins=bins, alpha=0.6, label=f"rejected (mean {statistics.fmean(rejected):.2f})")
+    ax.set(xlabel="reward-model score (before standardizing)", ylabel="test responses",
+           title="Reward-model scores of held-out pairs")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def standardize(model, scores: list[float], out: Path, merged: Path) -> float:
@@ -135,6 +178,7 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
 
     model = AutoModelForSequenceClassification.from_pretrained(merged, num_labels=1)
     metrics, scores = evaluate_pairs(model, tokenizer, test, gold, script_args.max_eval_pairs)  # unchanged by scale
+    plot_scores(out / "scores.png", scores[:metrics["pairs"]], scores[metrics["pairs"]:])
     standardized = script_args.standardize_scores
     metrics["score_divided_by"] = standardize(model, scores, out, Path(merged)) if standardized else 1.0
     print(json.dumps(metrics, indent=2))

@@ -133,6 +133,25 @@ def test_reward_model_trains_and_reports_gold_agreement(reward_run):
     assert config["task_type"] == "SEQ_CLS" and "score" in config["modules_to_save"]
 
 
+def test_reward_diagnostics_split_accuracy_by_length():
+    # chosen scores 1.0 everywhere: right on every pair, so right where the rejected one is longer or shorter
+    d = reward.diagnostics([1.0, 1.0, 1.0], [0.0, 0.5, 0.2], ["a b", "a b c d", "a"], ["a b c", "a", "a b"])
+    assert d["accuracy_when_rejected_is_longer"] == 1.0 and d["pairs_rejected_longer"] == 2
+    assert d["accuracy_when_rejected_is_shorter"] == 1.0 and d["pairs_rejected_shorter"] == 1
+    # a model that only likes length: right exactly when the chosen one is longer, and its score tracks length
+    texts_c, texts_r = ["a b c", "a"], ["a", "a b c"]
+    liker = reward.diagnostics([3.0, 1.0], [1.0, 3.0], texts_c, texts_r)
+    assert liker["accuracy_when_rejected_is_longer"] == 0.0 and liker["accuracy_when_rejected_is_shorter"] == 1.0
+    assert liker["score_length_correlation"] == pytest.approx(1.0)
+
+
+def test_reward_stage_writes_its_diagnostics(reward_run):
+    metrics, out = reward_run
+    results = json.loads((out / "eval_results.json").read_text())
+    assert {"accuracy_when_rejected_is_longer", "score_length_correlation"} <= set(results)
+    assert (out / "scores.png").stat().st_size > 0
+
+
 def test_lora_reward_model_reloads_with_identical_scores(reward_run, sft_model):
     _, out = reward_run
     tokenizer = AutoTokenizer.from_pretrained(out)

@@ -27,12 +27,12 @@ CPU = {"bf16": False, "dtype": "float32", "max_steps": 2, "per_device_train_batc
 
 PPO_CPU = {"bf16": False, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2, "total_episodes": 8,
            "local_rollout_forward_batch_size": 4, "response_length": 8, "num_ppo_epochs": 1,
-           "num_sample_generations": 0, "logging_steps": 1, "report_to": "none"}
+           "num_sample_generations": 0, "logging_steps": 1, "report_to": "none", "min_reward_accuracy": 0.0}
 
 
 ONLINE_CPU = {"bf16": False, "use_cpu": True, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
               "num_generations": 2, "max_completion_length": 8, "max_steps": 2, "logging_steps": 1,
-              "report_to": "none"}
+              "report_to": "none", "min_reward_accuracy": 0.0}
 RL_CPU = {"rloo": ONLINE_CPU, "grpo": ONLINE_CPU,
           "dpo": {"bf16": False, "use_cpu": True, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
                   "max_steps": 2, "max_length": 128, "gradient_checkpointing": False, "logging_steps": 1,

@@ -20,7 +20,7 @@ COMMON = {
     "dtype": "float32", "use_peft": True, "lora_r": 8, "lora_alpha": 16, "lora_target_modules": "all-linear",
     "learning_rate": 1.0e-2, "max_steps": 3, "per_device_train_batch_size": 8, "gold_eval_steps": 2,
     "gold_eval_prompts": 8, "num_eval_prompts": 16, "logging_steps": 1, "save_strategy": "no", "bf16": False,
-    "report_to": "none", "seed": 0,
+    "report_to": "none", "seed": 0, "min_reward_accuracy": 0.0,  # barely trained models; the check has its own test
 }
 ONLINE = {**COMMON, "num_prompts": 32, "num_generations": 4, "max_completion_length": 10, "beta": 0.05}
 OFFLINE = {**COMMON, "max_length": 128, "beta": 0.1, "max_new_tokens": 10}
@@ -137,3 +137,24 @@ def test_configs_are_checked_before_anything_loads(models, tmp_path):
     with pytest.raises(HubError, match="HF_HUB_OFFLINE"):  # the upload at the end could not happen: say so first
         dpo.main(*parsed("dpo", tmp_path, models, push_to_hub=True, hub_model_id="someone/dpo"))
     assert not any((tmp_path / m).exists() for m in METHODS)
+
+
+def test_rl_stages_refuse_a_reward_model_below_min_reward_accuracy(models, tmp_path):
+    """Checked from the reward stage's eval_results.json before the policy loads; the message names the figure
+    and the key that overrides it; 0 turns the check off; DPO, which does not train on it, does not check."""
+    sft, reward, comparisons = models
+    stage = tmp_path / "reward_stage"
+    stage.mkdir()
+    (stage / "eval_results.json").write_text('{"accuracy": 0.52, "pairs": 100}')
+    (stage / "merged").symlink_to(reward, target_is_directory=True)
+    low = {"reward_model_path": str(stage / "merged"), "min_reward_accuracy": 0.6}
+    for method, module in (("rloo", rloo), ("grpo", grpo)):
+        with pytest.raises(ConfigError, match=r"52\.0%.*min_reward_accuracy=0\.6.*lower min_reward_accuracy"):
+            module.main(*parsed(method, tmp_path, models, **low))
+        assert not (tmp_path / method).exists()
+    from recipes import ppo
+    from tests.test_ppo import TYPES, config
+    with pytest.raises(ConfigError, match="min_reward_accuracy"):
+        ppo.main(*parse_config(TYPES, config(tmp_path, (sft, stage / "merged"), min_reward_accuracy=0.6)))
+    assert rl.check_reward_accuracy(str(stage / "merged"), 0.5) == 0.52  # passes at a lower bar
+    assert rl.check_reward_accuracy(str(reward), 0.99) is None  # no reward stage beside it: nothing to check

@@ -47,6 +47,9 @@ class RLArguments(ScriptArguments, WorldArguments):
     gold_eval_prompts: int = 128
     num_eval_prompts: int = 500
     eval_temperature: float = field(default=0.0, metadata={"help": "Decoding for the final comparison; 0: greedy."})
+    min_reward_accuracy: float = field(default=0.60, metadata={
+        "help": "Refuse a reward model whose held-out pairwise accuracy (its stage's eval_results.json) is lower; "
+                "0 turns the check off. Not used by DPO, which does not train on the reward model."})
 
 
 @dataclass
@@ -67,7 +70,8 @@ class OnlineArguments(RLArguments, PolicyPaths):
         "help": "Taken off the reward of a completion cut at max_completion_length (PPO's key of the same name)."})
 
 
-def check_inputs(model_args, training_args, paths, reward_model_required: bool = True) -> hub.Target | None:
+def check_inputs(model_args, training_args, paths, reward_model_required: bool = True,
+                 min_reward_accuracy: float = 0.0) -> hub.Target | None:
     """Before anything loads: the config names the SFT and reward models (`paths`), not `model_name_or_path`, and
     the stage can be uploaded if asked. Returns where the finished stage goes."""
     if model_args.model_name_or_path:
@@ -77,7 +81,28 @@ def check_inputs(model_args, training_args, paths, reward_model_required: bool =
     run_dir.check_input(paths.sft_model_path, "sft_model_path")
     if paths.reward_model_path is not None or reward_model_required:
         run_dir.check_input(paths.reward_model_path, "reward_model_path")
+    if reward_model_required:
+        check_reward_accuracy(paths.reward_model_path, min_reward_accuracy)
     return push
+
+
+def check_reward_accuracy(path: str, minimum: float) -> float | None:
+    """Refuse a reward model whose reward stage measured a held-out pairwise accuracy below `minimum`: RL against a
+    reward model that cannot rank held-out pairs optimizes noise. Returns the accuracy, or None where the model has
+    no reward stage's eval_results.json beside it (a Hub model: nothing to check, said so)."""
+    results = next((p / "eval_results.json" for p in (Path(path), Path(path).parent)
+                    if (p / "eval_results.json").is_file()), None)
+    if results is None:
+        print(f"reward_model_path: {path} has no eval_results.json from a reward stage; its held-out accuracy is "
+              "not checked (min_reward_accuracy)")
+        return None
+    accuracy = json.loads(results.read_text()).get("accuracy")
+    if accuracy is not None and accuracy < minimum:
+        raise ConfigError(f"reward_model_path: {path} ranks held-out pairs correctly {accuracy:.1%} of the time "
+                          f"({results}), below min_reward_accuracy={minimum}: RL would optimize its mistakes. Train "
+                          "a better reward model (more or cleaner pairs; its diagnostics are in the same file), or "
+                          "lower min_reward_accuracy (0 turns the check off) if you know why it is low")
+    return accuracy
 
 
 def load_reward_model(path: str | None, model_args):
@@ -309,7 +334,7 @@ def run_stage(spec: Finish, build, script_args: RLArguments, training_args, mode
               reward_model_required: bool = True) -> dict:
     """A whole RL stage: the checks before anything loads, the trainer `build(script_args, training_args,
     model_args)` makes, training, the outputs (`finish`). `paths` holds sft_model_path and reward_model_path."""
-    push = check_inputs(model_args, training_args, paths, reward_model_required)
+    push = check_inputs(model_args, training_args, paths, reward_model_required, script_args.min_reward_accuracy)
     out = run_dir.start_stage(training_args.output_dir)
     run_dir.save_config(out, script_args, training_args, model_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
