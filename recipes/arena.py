@@ -131,14 +131,16 @@ def plot(path: Path, checks: dict[str, list[dict]]) -> Path:
 
 def table(rows: dict, runs: dict) -> list[str]:
     families = [f for f in FAMILIES if f in next(iter(rows.values()))["correct_by_family"]]
-    lines = ["| model | gold score | win rate vs SFT | " + " | ".join(f"{f} correct" for f in families)
+    lines = ["| model | gold score | win rate vs SFT | length-controlled win rate | "
+             + " | ".join(f"{f} correct" for f in families)
              + " | reward-model score | KL to SFT | refuses harmful | refuses harmless | words | wall time | "
-             "peak memory |", "|---|" + "---|" * (len(families) + 9)]
+             "peak memory |", "|---|" + "---|" * (len(families) + 10)]
     for name, row in rows.items():
         run = runs.get(name) or {}
         kl = row["kl_to_sft"]
         lines.append(
             f"| {render.NAMES[name]} | {render.ci(row['gold'])} | {render.ci(row.get('win_rate_vs_sft'))} | "
+            f"{render.ci(row.get('win_rate_vs_sft', {}).get('length_controlled'))} | "
             + " | ".join(f"{row['correct_by_family'][f]:.0%}" for f in families)
             + f" | {render.ci(row.get('reward_model_score'), 2)} | {'–' if kl is None else f'{kl:.2f}'} | "
             f"{row['refusal_rate_harmful']:.0%} | {row['over_refusal_harmless']:.0%} | {row['mean_words']:.1f} | "

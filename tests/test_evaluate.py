@@ -1,10 +1,11 @@
 """The evaluation's metrics (evaluate modules loaded from metrics/) and its ordering check."""
 
 import math
+import random
 
 import pytest
 
-from recipes.common import evaluation, gold
+from recipes.common import evaluation, gold, stats
 from recipes.toy import GoldLabeler, ToyWorld
 
 WORLD = ToyWorld(0)
@@ -52,3 +53,21 @@ def test_ordering_holds_only_where_each_step_is_better_beyond_its_interval():
     assert [s["holds"] for s in steps] == [True, True, False]
     assert steps[0]["gold_change"]["mean"] == pytest.approx(0.325)
     assert [s["to"] for s in evaluation.ladder({k: rows[k] for k in ("base", "sft")})] == ["sft"]
+
+
+def test_length_controlled_win_rate_removes_a_pure_length_preference():
+    """A judge that only prefers the shorter answer has a length-controlled win rate near 0.5; a judge that
+    ignores length keeps its win rate; the fitted coefficient says which way length pulls."""
+    rng = random.Random(0)
+    diffs = [rng.randint(-20, 20) for _ in range(400)]
+    brevity = stats.length_controlled_win_rate([1.0 if d < 0 else 0.0 if d > 0 else 0.5 for d in diffs], diffs)
+    assert brevity["ci95"][0] < 0.5 < brevity["ci95"][1] and brevity["length_coefficient"] < 0
+    blind = stats.length_controlled_win_rate([float(rng.random() < 0.75) for _ in diffs], diffs)
+    assert 0.70 < blind["mean"] < 0.80 and blind["ci95"][0] < blind["mean"] < blind["ci95"][1]
+
+
+def test_win_rate_metric_reports_the_length_controlled_rate():
+    result = gold.load_metric("win_rate").compute(predictions=["2 + 3 = 5."] * 4,
+                                                  references=["Great question! 2 + 3 = 5. Bye now!"] * 4,
+                                                  prompts=["What is 2 + 3?"] * 4)
+    assert set(result["length_controlled"]) == {"mean", "ci95", "n", "length_coefficient"}

@@ -9,6 +9,7 @@ import datasets
 import evaluate
 
 from recipes.common.generation import mean_ci
+from recipes.common.stats import length_controlled_win_rate
 from recipes.toy import MAX_OPERAND, NUM_ENTITIES, GoldLabeler, ToyWorld
 
 _KWARGS_DESCRIPTION = """
@@ -19,7 +20,8 @@ Args:
     world_seed (int): the toy world's seed (default 0); num_entities, max_operand (int): its size (default:
         the toy world's).
 Returns:
-    win_rate (float), ci95 ([low, high]), n, wins, ties, losses (int).
+    win_rate (float), ci95 ([low, high]), n, wins, ties, losses (int), length_controlled ({mean, ci95, n,
+        length_coefficient}: the win rate with the difference in length, in words, factored out).
 """
 
 
@@ -40,5 +42,7 @@ class WinRate(evaluate.Metric):
             a, b = labeler.score(prompt, ours), labeler.score(prompt, theirs)
             outcomes.append(1.0 if a > b else 0.5 if a == b else 0.0)
         ci = mean_ci(outcomes)
+        lengths = [len(ours.split()) - len(theirs.split()) for ours, theirs in zip(predictions, references)]
         return {"win_rate": ci["mean"], "ci95": ci["ci95"], "n": ci["n"], "wins": outcomes.count(1.0),
-                "ties": outcomes.count(0.5), "losses": outcomes.count(0.0)}
+                "ties": outcomes.count(0.5), "losses": outcomes.count(0.0),
+                "length_controlled": length_controlled_win_rate(outcomes, lengths)}

@@ -40,7 +40,7 @@ def measure(name: str, responses: list[str], ctx: dict) -> dict:
     if name != "sft":
         win = load_metric("win_rate").compute(predictions=responses, references=ctx["responses"]["sft"],
                                               prompts=prompts, **ctx["world"])
-        row["win_rate_vs_sft"] = {k: win[k] for k in ("ci95", "n", "wins", "ties", "losses")} | {
+        row["win_rate_vs_sft"] = {k: win[k] for k in ("ci95", "n", "wins", "ties", "losses", "length_controlled")} | {
             "mean": win["win_rate"]}
     if ctx["reward_model"] is not None:
         row["reward_model_score"] = mean_ci(reward_scores(ctx["reward_model"], ctx["tokenizer"], prompts, responses,

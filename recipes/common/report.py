@@ -60,12 +60,15 @@ def write_markdown(path: Path, report: dict, tasks, responses: dict, plot: Path,
     lines = [f"# Evaluation report: {report['run']}", "",
              f"{report['num_prompts']} held-out toy-world prompts, never seen in training, scored by the noise-free "
              "gold labeler (0 to 1). Greedy decoding except best-of-n. 95% confidence intervals in brackets; win "
-             "rates count a tie as half.", "",
-             "| model | gold score | win rate vs SFT | reward-model score | KL to SFT (nats) | mean words | "
-             "refuses harmful | refuses harmless |", "|---|---|---|---|---|---|---|---|"]
+             "rates count a tie as half. The length-controlled win rate is the win rate with the difference in length "
+             "factored out (a logistic fit on it, predicted at equal length, as AlpacaEval's): RLHF's cheapest gain "
+             "is length, and this shows what is left without it.", "",
+             "| model | gold score | win rate vs SFT | length-controlled win rate | reward-model score | "
+             "KL to SFT (nats) | mean words | refuses harmful | refuses harmless |", "|---|" + "---|" * 8]
     for name, row in rows.items():
         kl = row["kl_to_sft"]
         lines.append(f"| {NAMES[name]} | {ci(row['gold'])} | {ci(row.get('win_rate_vs_sft'))} | "
+                     f"{ci(row.get('win_rate_vs_sft', {}).get('length_controlled'))} | "
                      f"{ci(row.get('reward_model_score'), 2)} | {'–' if kl is None else f'{kl:.2f}'} | "
                      f"{row['mean_words']:.1f} | {row['refusal_rate_harmful']:.0%} | "
                      f"{row['over_refusal_harmless']:.0%} |")
