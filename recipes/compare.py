@@ -10,7 +10,12 @@ the prompts of any layout `recipes/common/formats.py` reads). The ranking comes 
   `rankings_file`, reads the filled-in file.
 Each ranking of K responses gives K(K-1)/2 chosen/rejected pairs (InstructGPT). Outputs in `output_dir`:
 `comparisons/` (a DatasetDict, train and test split by prompt, that `RewardTrainer` reads), `train.jsonl`,
-`test.jsonl`, `rankings.jsonl` (every prompt, its responses and ranking), `config.yaml` and `stage.json` last.
+`test.jsonl`, `rankings.jsonl` (every prompt, its responses, ranking and set), `config.yaml` and `stage.json` last.
+With `judge_prompts: N`, N more prompts, disjoint from the first `num_prompts`, are sampled and ranked the same way
+into `judge_comparisons/` (and `judge_train.jsonl`, `judge_test.jsonl`): the data of a held-out reward model, a judge
+that grades the policy without being the model it optimized (`recipes.evaluate`'s `judge_reward_model`). With
+`labeler: human`, the exported file holds both sets, and the last `judge_prompts` rows of the rankings file are the
+judge's.
 With `push_to_hub: true` the finished stage's DatasetDict goes to `hub_dataset_id` as a dataset repo (Parquet, with
 a card listing the metrics), private unless `hub_private: false`; offline or without a token the run stops before
 it samples. `python -m recipes.push` uploads a finished stage later; see `recipes/common/hub.py`.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -46,6 +52,8 @@ class CompareArguments(WorldArguments):
     dataset_train_split: str = "train"
     prompt_column: str = "prompt"
     num_prompts: int = 600
+    judge_prompts: int = field(default=0, metadata={
+        "help": "More prompts, disjoint from num_prompts', for a held-out judge reward model (judge_comparisons/)."})
     test_fraction: float = field(default=0.1, metadata={"help": "Share of prompts held out as the test split."})
     # Sampling
     responses_per_prompt: int = field(default=4, metadata={"help": "K; InstructGPT used 4 to 9."})
@@ -74,15 +82,17 @@ class CompareArguments(WorldArguments):
                              "use labeler: human or reward_model")
         if self.labeler == "human" and not (self.labeling_file or self.rankings_file):
             raise ValueError("labeler: human needs labeling_file (to export) or rankings_file (to import)")
+        if self.judge_prompts < 0:
+            raise ValueError(f"judge_prompts: {self.judge_prompts} must be 0 (no judge) or more")
         if self.responses_per_prompt < 2:
             raise ValueError("responses_per_prompt must be at least 2")
 
 
 def load_prompts(args: CompareArguments) -> list[str]:
     if args.dataset_name is None:
-        return [t.prompt for t in args.world().tasks("compare", args.num_prompts)]
+        return [t.prompt for t in args.world().tasks("compare", args.num_prompts + args.judge_prompts)]
     return dataset_prompts(args.dataset_name, args.dataset_config, args.dataset_train_split, args.prompt_column,
-                           args.num_prompts)
+                           args.num_prompts + args.judge_prompts)
 
 
 def sample(args: CompareArguments, prompts: list[str]) -> list[list[str]]:
@@ -104,6 +114,15 @@ def rank(args: CompareArguments, prompts: list[str], responses: list[list[str]])
     k = args.responses_per_prompt
     flat = reward_scores(model, tokenizer, [p for p in prompts for _ in range(k)], [r for rs in responses for r in rs])
     return [sorted(range(k), key=lambda j: -flat[i * k + j]) for i in range(len(prompts))]
+
+
+def judge_start(args: CompareArguments, prompts: list[str]) -> int:
+    """The index of the first of the judge's prompts, which come last."""
+    first = len(prompts) - args.judge_prompts
+    if args.judge_prompts and first < 1:
+        raise ValueError(f"judge_prompts: {args.judge_prompts} leaves none of the {len(prompts)} prompts for the "
+                         "policy's reward model; lower judge_prompts or give more prompts")
+    return first
 
 
 def to_pairs(prompts, responses, rankings, ids, gold=None, drop_ties=False) -> list[dict]:
@@ -128,9 +147,11 @@ def main(args: CompareArguments) -> dict:
     push = hub.check_push(args)  # fails here, not after sampling, if the upload could not happen
     if args.labeler == "human" and args.rankings_file:
         prompts, responses, rankings = labeling.load(args.rankings_file)
+        judge_start(args, prompts)
     else:
         run_dir.check_input(args.policy, "policy")
         prompts = load_prompts(args)
+        judge_start(args, prompts)
         responses = sample(args, prompts)
         if args.labeler == "human":
             path = labeling.export(args.labeling_file, prompts, responses)
@@ -145,23 +166,38 @@ def main(args: CompareArguments) -> dict:
     if world is not None:
         scorer = GoldLabeler(world, temperature=0)
         gold = [[scorer.score(p, r) for r in rs] for p, rs in zip(prompts, responses)]
-    order = list(range(len(prompts)))
-    random.Random(args.seed).shuffle(order)
-    n_test = round(args.test_fraction * len(order))
-    splits = {"train": sorted(order[n_test:]), "test": sorted(order[:n_test])}
-    data = DatasetDict({s: Dataset.from_list(to_pairs(prompts, responses, rankings, ids, gold, args.labeler == "gold"))
-                        for s, ids in splits.items()})
-    data.save_to_disk(str(out / "comparisons"))
-    for split, dataset in data.items():
-        dataset.to_json(str(out / f"{split}.jsonl"))
+    first_judge = judge_start(args, prompts)
+    sets = {"comparisons": range(first_judge), "judge_comparisons": range(first_judge, len(prompts))}
+    if not args.judge_prompts:
+        sets.pop("judge_comparisons")
+        shutil.rmtree(out / "judge_comparisons", ignore_errors=True)  # an earlier run's, now stale
+    metrics = {"prompts": len(prompts), "responses_per_prompt": len(responses[0]), "labeler": args.labeler}
+    decided = []
+    for name, ids in sets.items():
+        order = list(ids)
+        random.Random(args.seed).shuffle(order)
+        n_test = round(args.test_fraction * len(order))
+        splits = {"train": sorted(order[n_test:]), "test": sorted(order[:n_test])}
+        data = DatasetDict({s: Dataset.from_list(to_pairs(prompts, responses, rankings, ids, gold,
+                                                          args.labeler == "gold")) for s, ids in splits.items()})
+        for split, dataset in data.items():
+            if len(dataset) == 0:
+                raise ValueError(f"compare: the {split} split of {name} has no pairs ({len(splits[split])} prompts, "
+                                 "every ranking of identical or equally good responses): the reward model could not "
+                                 "train or be tested on it; raise num_prompts (or judge_prompts), test_fraction or "
+                                 "temperature")
+        data.save_to_disk(str(out / name))
+        prefix = "" if name == "comparisons" else "judge_"
+        for split, dataset in data.items():
+            dataset.to_json(str(out / f"{prefix}{split}.jsonl"))
+            metrics[f"{prefix}{split}_pairs"] = len(dataset)
+        decided += [r for d in data.values() for r in d if gold and r["gold_chosen"] != r["gold_rejected"]]
     with (out / "rankings.jsonl").open("w") as f:
         for i, p in enumerate(prompts):
             f.write(json.dumps({"id": i, "prompt": p, "responses": responses[i], "ranking": rankings[i],
+                                "set": "policy" if i < first_judge else "judge",
                                 **({"gold": gold[i]} if gold else {})}) + "\n")
-    metrics = {"prompts": len(prompts), "responses_per_prompt": len(responses[0]), "labeler": args.labeler,
-               **{f"{s}_pairs": len(d) for s, d in data.items()}}
     if gold:
-        decided = [r for d in data.values() for r in d if r["gold_chosen"] != r["gold_rejected"]]
         metrics["labeler_agreement_with_gold"] = sum(r["gold_chosen"] > r["gold_rejected"] for r in decided) / max(
             1, len(decided))
         metrics["mean_gold_of_responses"] = sum(map(sum, gold)) / sum(map(len, gold))

@@ -1,4 +1,5 @@
-"""Evaluation: the pipeline's models side by side on held-out prompts, scored by the toy world's gold labeler.
+"""Evaluation: the pipeline's models side by side on held-out prompts, scored by the toy world's gold labeler
+and by judges that need no gold, each checked against it.
 
     python -m recipes.evaluate --config configs/tiny/evaluate.yaml
 
@@ -15,6 +16,14 @@ model's own samples; for best-of-n the analytic log n - (n-1)/n) and the mean le
 on the ladder base < prompted base < SFT < PPO, the paired change in gold score with its CI says whether the step
 helped.
 
+Judges (`recipes/common/judges.py`), for data without a gold labeler: the policy's own reward model, a held-out reward
+model (`judge_reward_model`, trained on `recipes.compare`'s `judge_comparisons`, pairs the policy's reward model
+never saw) and an LLM judge (`llm_judge`, any chat model, asked pairwise with `llm_judge_template`, both orders). Each
+gives every model's win rate against SFT, raw and length-controlled; on the toy world, also how often its verdicts
+agree with the gold labeler's on the same pairs, so a reader learns how far to trust it on real data.
+With `dataset_name`, the prompts come from a dataset (its `dataset_split`, `prompt_column` or any conversational
+layout) and there is no gold: the report gives the judges, reward-model score, KL and length.
+
 Outputs: `report_dir/report.md` and `report.json`; in `output_dir`, `report.png` (the table as bars),
 `responses.jsonl` (every response with its gold score), `config.yaml`, and `stage.json` last; `recipes/common/report.py`
 writes the first two.
@@ -29,7 +38,8 @@ from pathlib import Path
 from recipes.common import report as render
 from recipes.common import run_dir
 from recipes.common.cli import parse_config
-from recipes.common.evaluation import ladder, run_models
+from recipes.common.data import load_prompts
+from recipes.common.evaluation import judge_models, ladder, run_models
 from recipes.toy import WorldArguments
 
 
@@ -42,11 +52,25 @@ class EvaluateArguments(WorldArguments):
     base_model: str | None = None
     reward_model: str | None = None
     ppo_model: str | None = None
+    # Prompts: the toy world's held-out split, or a dataset (then no gold labeler)
+    dataset_name: str | None = field(default=None, metadata={"help": "Prompts from this dataset instead of the "
+                                                                     "toy world's held-out split; no gold then."})
+    dataset_config: str | None = None
+    dataset_split: str = "test"
+    prompt_column: str = "prompt"
     num_prompts: int = 500
     fewshot_shots: int = 3
     best_of_n: int = field(default=4, metadata={"help": "Samples per prompt for best-of-n; 0 to leave it out."})
     max_new_tokens: int = 48
     batch_size: int = 64
+    # Judges that need no gold (the policy's reward_model is one too)
+    judge_reward_model: str | None = field(default=None, metadata={
+        "help": "A held-out reward model, trained on pairs the policy's reward model never saw."})
+    llm_judge: str | None = field(default=None, metadata={
+        "help": "A chat model (Hub id or directory) asked which answer is better; 'sft' for the SFT model."})
+    llm_judge_template: str = field(default="configs/judges/pairwise.txt", metadata={
+        "help": "The LLM judge's question, with {prompt}, {response_a} and {response_b}."})
+    llm_judge_batch_size: int = 16
     num_samples: int = field(default=10, metadata={"help": "Prompts shown side by side in the report."})
     seed: int = 0
 
@@ -54,35 +78,53 @@ class EvaluateArguments(WorldArguments):
 def main(args: EvaluateArguments) -> dict:
     if not args.sft_model:
         raise ValueError("sft_model is not set: the report compares every model with SFT")
-    for key in ("sft_model", "base_model", "reward_model", "ppo_model"):
+    for key in ("sft_model", "base_model", "reward_model", "ppo_model", "judge_reward_model", "dataset_name"):
         if getattr(args, key):
             run_dir.check_input(getattr(args, key), key)
+    if args.llm_judge and args.llm_judge != "sft":
+        run_dir.check_input(args.llm_judge, "llm_judge")
+    if args.llm_judge and not Path(args.llm_judge_template).is_file():
+        in_repo = Path(__file__).resolve().parents[1] / args.llm_judge_template  # the default, run from elsewhere
+        if not in_repo.is_file():
+            raise FileNotFoundError(f"llm_judge_template: {args.llm_judge_template} does not exist")
+        args.llm_judge_template = str(in_repo)
     out = run_dir.start_stage(args.output_dir)
     report_dir = Path(args.report_dir) if args.report_dir else out.parent
     run_dir.save_config(out, args)
-    world = args.world()
-    tasks = world.tasks("eval", args.num_prompts)
+    world = None if args.dataset_name else args.world()
+    if world is not None:
+        tasks = world.tasks("eval", args.num_prompts)
+        prompts = [t.prompt for t in tasks]
+    else:
+        tasks = prompts = load_prompts(args.dataset_name, args.dataset_config, args.dataset_split,
+                                       args.prompt_column, args.num_prompts)
     rows, responses = run_models(args, world, tasks, {"ppo": args.ppo_model} if args.ppo_model else {})
-    report = {"run": str(report_dir), "num_prompts": len(tasks), "models": rows, "ordering": ladder(rows)}
+    judges = judge_models(args, rows, responses, prompts)
+    report = {"run": str(report_dir), "num_prompts": len(prompts), "gold": world is not None, "models": rows,
+              "judges": judges, "ordering": ladder(rows) if world is not None else []}
     with (out / "responses.jsonl").open("w") as f:
-        for i, task in enumerate(tasks):
-            f.write(json.dumps({"prompt": task.prompt, "family": task.family, **{
-                name: {"response": responses[name][i], "gold": rows[name]["scores"][i]} for name in rows}}) + "\n")
+        for i, prompt in enumerate(prompts):
+            family = {"family": tasks[i].family} if world is not None else {}
+            f.write(json.dumps({"prompt": prompt, **family, **{name: {"response": responses[name][i], **(
+                {"gold": rows[name]["scores"][i]} if world is not None else {})} for name in rows}}) + "\n")
     figure = render.plot(out / "report.png", rows)
     curves = Path(args.ppo_model).parent / "curves.png" if args.ppo_model else None
     render.write_markdown(report_dir / "report.md", report, tasks, responses, figure,
-                   curves if curves and curves.exists() else None, args.num_samples)
+                          curves if curves and curves.exists() else None, args.num_samples)
     for row in rows.values():
-        row.pop("scores")  # per prompt, in responses.jsonl
+        row.pop("scores", None)  # per prompt, in responses.jsonl
     (report_dir / "report.json").write_text(json.dumps(report, indent=2))
     for name, row in rows.items():
-        print(f"{render.NAMES[name]:32s} gold {render.ci(row['gold'])}  "
-              f"win vs SFT {render.ci(row.get('win_rate_vs_sft'))}")
+        verdicts = "  ".join(f"{key} {render.ci(j)}" for key, j in row.get("judges", {}).items())
+        print(f"{render.NAMES[name]:32s} gold {render.ci(row.get('gold'))}  "
+              f"win vs SFT {render.ci(row.get('win_rate_vs_sft'))}  {verdicts}")
     for step in report["ordering"]:
         print(f"{step['from']} -> {step['to']}: gold change {render.ci(step['gold_change'])}"
               f"{'' if step['holds'] else '  (NOT above 0)'}")
     print(f"report: {report_dir / 'report.md'}")
-    summary = {name: {"gold": row["gold"]["mean"], "win_rate_vs_sft": row.get("win_rate_vs_sft", {}).get("mean")}
+    summary = {name: {"gold": row.get("gold", {}).get("mean"),
+                      "win_rate_vs_sft": row.get("win_rate_vs_sft", {}).get("mean"),
+                      **{f"{key}_win_rate": j["mean"] for key, j in row.get("judges", {}).items()}}
                for name, row in rows.items()}
     run_dir.mark_complete(out, "evaluate", {"models": summary, "ordering_holds": all(
         s["holds"] for s in report["ordering"])})

@@ -1,9 +1,12 @@
-"""The main job: pretraining -> SFT -> comparisons -> reward model -> PPO -> evaluation, from one YAML file.
+"""The main job: pretraining -> SFT -> comparisons -> reward model (and a held-out judge) -> PPO -> evaluation,
+from one YAML file.
 
     python -m recipes.pipeline --config configs/tiny/pipeline.yaml
 
 Each stage runs in its own process, `python -m recipes.<stage> --config <its config>`, writing to
-`run_dir/<stage>` and reading the stages before it from there. A stage whose directory is complete (it has
+`run_dir/<stage>` and reading the stages before it from there. `judge` is `recipes.reward` again, on the comparisons
+the policy's reward model never sees (`compare`'s `judge_comparisons`): the held-out reward model the evaluation
+grades the policy with. A stage whose directory is complete (it has
 `stage.json`) is skipped, so a rerun picks up where a killed run stopped: an unfinished stage starts again
 (pretraining, SFT and the reward model resume from their last checkpoint). `skip` leaves stages out, and their
 inputs then come from the next stage's own config; `base_model` starts SFT from a pretrained model (a Hub id or a
@@ -31,6 +34,7 @@ from recipes.common import run_dir
 from recipes.common.cli import parse_config
 
 STAGES = run_dir.PIPELINE_STAGES
+MODULES = {"judge": "reward"}  # a stage that runs another stage's recipe
 WORLD_STAGES = ("pretrain", "sft", "compare", "ppo", "evaluate")  # the stages with a `world_seed`
 
 
@@ -50,12 +54,14 @@ class PipelineArguments:
     sft_config: str = "configs/tiny/sft.yaml"
     compare_config: str = "configs/tiny/compare.yaml"
     reward_config: str = "configs/tiny/reward.yaml"
+    judge_config: str = "configs/tiny/judge.yaml"
     ppo_config: str = "configs/tiny/ppo.yaml"
     evaluate_config: str = "configs/tiny/evaluate.yaml"
     pretrain_args: list[str] = field(default_factory=list)
     sft_args: list[str] = field(default_factory=list)
     compare_args: list[str] = field(default_factory=list)
     reward_args: list[str] = field(default_factory=list)
+    judge_args: list[str] = field(default_factory=list)
     ppo_args: list[str] = field(default_factory=list)
     evaluate_args: list[str] = field(default_factory=list)
 
@@ -84,9 +90,11 @@ def wiring(args: PipelineArguments, stage: str) -> list[str]:
         "sft": [("--model_name_or_path", args.base_model or output("pretrain"))],
         "compare": [("--policy", sft)],
         "reward": [("--model_name_or_path", sft), ("--dataset_name", output("compare", "comparisons"))],
+        "judge": [("--model_name_or_path", sft), ("--dataset_name", output("compare", "judge_comparisons"))],
         "ppo": [("--sft_model_path", sft), ("--reward_model_path", output("reward", "merged"))],
         "evaluate": [("--base_model", args.base_model or output("pretrain")), ("--sft_model", sft),
                      ("--reward_model", output("reward", "merged")), ("--ppo_model", output("ppo", "merged")),
+                     ("--judge_reward_model", output("judge", "merged")),
                      ("--report_dir", run)],
     }.get(stage, [])
     wired = [item for flag, path in inputs if path is not None for item in (flag, str(path))]
@@ -108,13 +116,14 @@ def run_stage(args: PipelineArguments, stage: str, *, in_process: bool = False) 
         print(f"== {stage}: already complete in {out}, skipped (delete the directory to redo it)")
         return "complete"
     argv = ["--config", getattr(args, f"{stage}_config"), *wiring(args, stage), *getattr(args, f"{stage}_args")]
-    command = [sys.executable, "-m", f"recipes.{stage}", *argv]
+    module = f"recipes.{MODULES.get(stage, stage)}"
+    command = [sys.executable, "-m", module, *argv]
     print(f"== {stage}: {shlex.join(command)}", flush=True)
     start = time.time()
     if in_process:
-        saved, sys.argv = sys.argv, [f"recipes/{stage}.py", *argv]
+        saved, sys.argv = sys.argv, [f"{module.replace('.', '/')}.py", *argv]
         try:
-            runpy.run_module(f"recipes.{stage}", run_name="__main__")
+            runpy.run_module(module, run_name="__main__")
         finally:
             sys.argv = saved
     elif subprocess.run(command).returncode != 0:

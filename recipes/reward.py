@@ -76,7 +76,7 @@ def evaluate_pairs(model, tokenizer, pairs: Dataset, gold: list | None, limit: i
                              [row["rejected"][0]["content"] for row in rows])}
     if gold:
         decided = [(c > r, g[0] > g[1]) for c, r, g in zip(chosen, rejected, gold[:n]) if g[0] != g[1]]
-        metrics["gold_agreement"] = sum(a == b for a, b in decided) / len(decided)
+        metrics["gold_agreement"] = sum(a == b for a, b in decided) / len(decided) if decided else None
         metrics["gold_pairs"] = len(decided)
     return metrics, chosen + rejected
 

@@ -188,3 +188,18 @@ def test_reward_model_can_be_the_labeler(sft_model, reward_run, tmp_path):
     _, out = reward_run
     metrics = run_compare(tmp_path, sft_model, labeler="reward_model", reward_model=str(out / "merged"))
     assert metrics["labeler"] == "reward_model" and metrics["train_pairs"] > 0
+
+
+def test_judge_prompts_are_ranked_into_a_set_disjoint_by_prompt(sft_model, tmp_path):
+    metrics = run_compare(tmp_path, sft_model, labeler="noisy", num_prompts=16, judge_prompts=8)
+    out = tmp_path / "compare"
+    rows = [json.loads(line) for line in (out / "rankings.jsonl").read_text().splitlines()]
+    assert [r["set"] for r in rows] == ["policy"] * 16 + ["judge"] * 8
+    policy, judge = (load_from_disk(str(out / name)) for name in ("comparisons", "judge_comparisons"))
+    prompts = [{r["prompt"][0]["content"] for split in data.values() for r in split} for data in (policy, judge)]
+    assert prompts[0] and prompts[1] and prompts[0].isdisjoint(prompts[1])
+    assert metrics["judge_train_pairs"] + metrics["judge_test_pairs"] == sum(map(len, judge.values()))
+    (tmp_path / "too_many").mkdir()
+    with pytest.raises(ValueError, match="judge_prompts: 24 leaves none of the 24 prompts"):
+        run_compare(tmp_path / "too_many", sft_model, num_prompts=0, judge_prompts=24)
+    assert not (tmp_path / "too_many" / "compare").exists()  # refused before anything was written

@@ -18,6 +18,7 @@ STAGES = {
     "sft": (sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig),
     "compare": (compare.CompareArguments,),
     "reward": (reward.RewardScriptArguments, reward.RewardConfig, reward.ModelConfig),
+    "judge": (reward.RewardScriptArguments, reward.RewardConfig, reward.ModelConfig),  # a held-out reward model
     "ppo": (ppo.PPOScriptArguments, ppo.PPOConfig, ppo.ModelConfig),
     "rloo": (rl.OnlineArguments, RLOOConfig, ppo.ModelConfig),
     "grpo": (rl.OnlineArguments, GRPOConfig, ppo.ModelConfig),

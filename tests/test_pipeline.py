@@ -19,12 +19,13 @@ from tests.test_compare_reward import TINY_COMPARE, TINY_REWARD
 from tests.test_ppo import TINY_PPO
 from tests.test_sft import TINY_SFT
 
-TINY_EVALUATE = {"num_prompts": 20, "best_of_n": 2, "max_new_tokens": 8, "num_samples": 2, "seed": 0}
+TINY_EVALUATE = {"num_prompts": 20, "best_of_n": 2, "max_new_tokens": 8, "num_samples": 2, "seed": 0,
+                 "llm_judge": "sft"}
 
 
 def tiny_pipeline(tmp_path, **overrides):
     configs = {"pretrain": TINY_PRETRAIN, "sft": {**TINY_SFT, "num_eval_prompts": 0, "max_steps": 12, "save_steps": 3},
-               "compare": TINY_COMPARE, "reward": TINY_REWARD,
+               "compare": {**TINY_COMPARE, "judge_prompts": 12}, "reward": TINY_REWARD, "judge": TINY_REWARD,
                "ppo": {**TINY_PPO, "gold_eval_steps": 0, "num_eval_prompts": 0}, "evaluate": TINY_EVALUATE}
     values = {f"{stage}_config": str(write_yaml(tmp_path / f"{stage}.yaml", {**config, "output_dir": "unused"}))
               for stage, config in configs.items()}
@@ -37,6 +38,10 @@ def test_stages_are_wired_to_the_outputs_before_them(tmp_path):
     assert pipeline.wiring(args, "reward") == ["--model_name_or_path", str(run / "sft" / "merged"),
                                                "--dataset_name", str(run / "compare" / "comparisons"),
                                                "--output_dir", str(run / "reward")]
+    assert pipeline.wiring(args, "judge")[:4] == ["--model_name_or_path", str(run / "sft" / "merged"),
+                                                  "--dataset_name", str(run / "compare" / "judge_comparisons")]
+    evaluate = pipeline.wiring(args, "evaluate")
+    assert evaluate[evaluate.index("--judge_reward_model") + 1] == str(run / "judge" / "merged")
     args, = parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(
         tmp_path, base_model="HuggingFaceTB/SmolLM2-135M", skip=["compare"]))])
     assert args.skip == ["compare", "pretrain"]
@@ -89,11 +94,14 @@ def test_a_pipeline_killed_mid_stage_reruns_to_the_figures_of_an_uninterrupted_r
     (tmp_path / "whole").mkdir()
     whole, = parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(tmp_path / "whole"))])
     pipeline.main(whole)
-    reports = [json.loads((r / "report.json").read_text()) for r in (run, Path(whole.run_dir))]
+    reports = [json.loads((r / "report.json").read_text().replace(str(r), "<run>")) for r in (run, Path(whole.run_dir))]
     for report in reports:
         report.pop("run")
     assert reports[0] == reports[1]
     assert [row["gold"]["n"] for row in reports[0]["models"].values()] == [20] * 5
+    assert set(reports[0]["judges"]) == {"reward_model", "judge_reward_model", "llm_judge"}
+    assert reports[0]["judges"]["judge_reward_model"]["model"] == "<run>/judge/merged"
+    assert all(0 <= j["agreement_with_gold"]["agreement"] <= 1 for j in reports[0]["judges"].values())
     assert (run / "report.md").read_text().replace(str(run), "") == \
         (Path(whole.run_dir) / "report.md").read_text().replace(whole.run_dir, "")
 

@@ -10,10 +10,10 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from trl import DPOConfig, GRPOConfig, ModelConfig, RLOOConfig
 
-from recipes import compare, dpo, grpo, ppo, reward, rloo, sft
+from recipes import compare, dpo, grpo, pipeline, ppo, reward, rloo, sft
 from recipes.common import rl, run_dir
 from recipes.common.cli import parse_config
-from tests.conftest import ROOT, write_yaml
+from tests.conftest import ROOT, SHARED_DATA, write_yaml
 
 REAL = ROOT / "configs" / "smollm2-135m"
 # HuggingFaceTB/SmolLM2-135M's architecture: Llama, grouped-query attention (9 heads, 3 KV heads), tied
@@ -123,3 +123,41 @@ def test_real_compare_config_exports_a_labeling_file(hub_like, tmp_path):
     result = compare.main(*parse_config((compare.CompareArguments,), ["--config", str(config)]))
     assert result == {"exported": str(tmp_path / "to_label.csv")}
     assert (tmp_path / "to_label.csv").read_text().startswith("id,prompt,response_1,response_2,response_3")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "hh-rlhf").exists(), reason="../shared/data is absent")
+def test_real_pipeline_ends_with_an_evaluation_by_judges_without_gold(hub_like, tmp_path):
+    """configs/smollm2-135m/pipeline_qlora.yaml at tiny size on the hh-rlhf sample: SFT, the reward model and the
+    held-out judge on disjoint halves of the pairs, PPO, then the evaluation with every judge and no gold."""
+    model, _ = hub_like
+    data = str(SHARED_DATA / "hh-rlhf" / "harmless-base-test.jsonl.gz")
+    real = yaml.safe_load((REAL / "pipeline_qlora.yaml").read_text())
+    cpu = {**CPU, "dtype": "bfloat16"}
+    overrides = {
+        "sft": {**cpu, "dataset_name": data},
+        "reward": {**cpu, "eval_strategy": "no", "dataset_name": data, "dataset_train_split": "train[:40%]",
+                   "dataset_test_split": "train[80%:]", "max_eval_pairs": 8},
+        "judge": {**cpu, "eval_strategy": "no", "dataset_name": data, "dataset_train_split": "train[40%:80%]",
+                  "dataset_test_split": "train[80%:]", "max_eval_pairs": 8},
+        "ppo": {**PPO_CPU, "dtype": "bfloat16", "dataset_name": data, "num_prompts": 16},
+        "evaluate": {"dataset_name": data, "dataset_split": "train[80%:]", "num_prompts": 4, "max_new_tokens": 6,
+                     "best_of_n": 2, "batch_size": 4, "llm_judge": "sft", "llm_judge_batch_size": 4,
+                     "num_samples": 2},
+    }
+    configs = {f"{stage}_config": str(write_yaml(tmp_path / f"{stage}.yaml", {
+        **yaml.safe_load((ROOT / real[f"{stage}_config"]).read_text()), **values, "output_dir": "unused"}))
+        for stage, values in overrides.items()}
+    config = write_yaml(tmp_path / "pipeline.yaml", {**real, **configs, "base_model": str(model),
+                                                     "run_dir": str(tmp_path / "run")})
+    args, = parse_config((pipeline.PipelineArguments,), ["--config", str(config)])
+    timings = pipeline.main(args)
+    assert timings["compare"] == "skipped" and all(isinstance(timings[s], float) for s in overrides)
+    run = tmp_path / "run"
+    report = json.loads((run / "report.json").read_text())
+    assert report["gold"] is False and report["num_prompts"] == 4
+    assert report["judges"]["judge_reward_model"]["model"] == str(run / "judge" / "merged")
+    for name in ("base", "best_of_n", "ppo"):
+        judged = report["models"][name]["judges"]
+        assert set(judged) == {"reward_model", "judge_reward_model", "llm_judge"}
+        assert all(0 <= j["mean"] <= 1 and "length_controlled" in j for j in judged.values())
+    assert "## Judges" in (run / "report.md").read_text()

@@ -8,8 +8,7 @@ prompt, a tie counting half (InstructGPT reports its models this way, against a 
 import datasets
 import evaluate
 
-from recipes.common.generation import mean_ci
-from recipes.common.stats import length_controlled_win_rate
+from recipes.common.stats import win_rate
 from recipes.toy import MAX_OPERAND, NUM_ENTITIES, GoldLabeler, ToyWorld
 
 _KWARGS_DESCRIPTION = """
@@ -41,8 +40,6 @@ class WinRate(evaluate.Metric):
         for prompt, ours, theirs in zip(prompts, predictions, references):
             a, b = labeler.score(prompt, ours), labeler.score(prompt, theirs)
             outcomes.append(1.0 if a > b else 0.5 if a == b else 0.0)
-        ci = mean_ci(outcomes)
         lengths = [len(ours.split()) - len(theirs.split()) for ours, theirs in zip(predictions, references)]
-        return {"win_rate": ci["mean"], "ci95": ci["ci95"], "n": ci["n"], "wins": outcomes.count(1.0),
-                "ties": outcomes.count(0.5), "losses": outcomes.count(0.0),
-                "length_controlled": length_controlled_win_rate(outcomes, lengths)}
+        summary = win_rate(outcomes, lengths)
+        return {"win_rate": summary.pop("mean"), **summary}

@@ -19,7 +19,9 @@ def load_any(name: str, config: str | None = None, split: str = "train") -> Data
     if path.is_file() or (suffix in _BUILDERS and "*" in name):
         if suffix not in _BUILDERS:
             raise ValueError(f"{name}: unknown file type; use one of {sorted(_BUILDERS)} or a Hub dataset id")
-        return load_dataset(_BUILDERS[suffix], data_files=name, split="train")
+        # A file is one split, "train"; a slice of it ("train[:90%]", "train[90%:]") keeps the split's own slice
+        part = split[split.index("["):] if "[" in split else ""
+        return load_dataset(_BUILDERS[suffix], data_files=name, split=f"train{part}")
     if path.suffix in _BUILDERS or name.startswith((".", "/")):
         raise FileNotFoundError(f"{name}: no such file or directory")
     return load_dataset(name, config, split=split)  # a Hub dataset id
@@ -29,10 +31,10 @@ def load_prompts(name: str, config: str | None, split: str, column: str = "promp
                  limit: int | None = None) -> list[str]:
     """Distinct user prompts of a dataset: its `column` of strings, or the last user turn of any conversational
     layout `recipes/common/formats.py` reads (messages, hh-rlhf, preference pairs...)."""
-    from recipes.common.formats import detect_layout, to_sft
+    from recipes.common.formats import to_sft
 
     raw = load_any(name, config, split)
-    if column in raw.column_names and detect_layout(raw.column_names, "") != "preference":
+    if column in raw.column_names and not {"chosen", "rejected"} <= set(raw.column_names):
         prompts = [p for p in raw[column] if isinstance(p, str) and p.strip()]
     else:
         prompts = [row["messages"][-2]["content"] for row in to_sft(raw, name, "skip")[0]]

@@ -18,7 +18,7 @@ import yaml
 
 MARKER = "stage.json"
 # The main job's stages, in the order the pipeline runs them, each in run_dir/<stage>
-PIPELINE_STAGES = ("pretrain", "sft", "compare", "reward", "ppo", "evaluate")
+PIPELINE_STAGES = ("pretrain", "sft", "compare", "reward", "judge", "ppo", "evaluate")
 SECRETS = ("hub_token", "push_to_hub_token")  # never written to disk
 
 

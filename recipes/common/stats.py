@@ -1,9 +1,13 @@
-"""Length-controlled win rate: a win rate with the length difference between the two answers factored out."""
+"""Win rates: the share of prompts on which a judge prefers a model's answer to the baseline's (a tie counts half),
+with a confidence interval, and its length-controlled version, with the length difference between the two answers
+factored out."""
 
 from __future__ import annotations
 
 import math
 import random
+
+from recipes.common.generation import mean_ci
 
 
 def _fit(outcomes: list[float], x: list[float], iterations: int = 25) -> tuple[float, float]:
@@ -50,3 +54,13 @@ def length_controlled_win_rate(outcomes: list[float], length_differences: list[f
     boot.sort()
     return {"mean": 1 / (1 + math.exp(-a)), "ci95": [boot[int(0.025 * resamples)], boot[int(0.975 * resamples) - 1]],
             "n": n, "length_coefficient": b}
+
+
+def win_rate(outcomes: list[float], length_differences: list[float]) -> dict:
+    """A judge's verdicts on each prompt (1 the model's answer is better, 0.5 a tie, 0 the baseline's is better) as a
+    win rate with its 95% CI, the counts, and the length-controlled win rate (`length_differences`: words, the model's
+    answer minus the baseline's)."""
+    ci = mean_ci(outcomes)
+    return {"mean": ci["mean"], "ci95": ci["ci95"], "n": ci["n"], "wins": outcomes.count(1.0),
+            "ties": outcomes.count(0.5), "losses": outcomes.count(0.0),
+            "length_controlled": length_controlled_win_rate(outcomes, length_differences)}
