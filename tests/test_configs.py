@@ -7,7 +7,7 @@ import pytest
 import yaml
 from trl import GRPOConfig, RLOOConfig
 
-from recipes import arena, compare, dpo, evaluate, pipeline, ppo, pretrain, reward, sft
+from recipes import arena, benchmarks, compare, dpo, evaluate, pipeline, ppo, pretrain, reward, sft
 from recipes.common import rl, run_dir
 from recipes.common.cli import ConfigError, parse_config
 from tests.conftest import ROOT, write_yaml
@@ -24,6 +24,7 @@ STAGES = {
     "grpo": (rl.OnlineArguments, GRPOConfig, ppo.ModelConfig),
     "dpo": (dpo.DPOScriptArguments, dpo.DPOConfig, dpo.ModelConfig),
     "arena": (arena.ArenaArguments,),
+    "benchmarks": (benchmarks.BenchmarkArguments,),
     "evaluate": (evaluate.EvaluateArguments,),
     "pipeline": (pipeline.PipelineArguments,),
 }

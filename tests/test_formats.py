@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from datasets import Dataset
+from datasets import Dataset, DatasetDict
 
 from recipes.common.data import load_any
 from recipes.common.formats import FormatError, to_preference, to_prompt_completion, to_sft
@@ -110,3 +110,15 @@ def test_local_files_of_every_type_load(tmp_path, suffix):
     {".json": rows.to_json, ".parquet": rows.to_parquet, ".csv": rows.to_csv}[suffix](str(path))
     dataset, report = to_sft(load_any(str(path)), str(path))
     assert report.rows_out == 3 and dataset[2]["messages"][1]["content"] == "a2"
+
+
+def test_a_slice_of_a_split_loads_from_a_file_and_from_a_saved_dataset(tmp_path):
+    """`train[:50%]` and `train[50%:]` split one file (or one saved split) into disjoint halves, as load_dataset does
+    for a Hub dataset: the reward model and the held-out judge train on them."""
+    rows = Dataset.from_list([{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(10)])
+    rows.to_json(str(tmp_path / "data.jsonl"))
+    DatasetDict({"train": rows, "test": rows.select(range(2))}).save_to_disk(str(tmp_path / "saved"))
+    for source in (str(tmp_path / "data.jsonl"), str(tmp_path / "saved")):
+        first, second = load_any(source, None, "train[:50%]"), load_any(source, None, "train[50%:]")
+        assert first["prompt"] == [f"q{i}" for i in range(5)] and second["prompt"] == [f"q{i}" for i in range(5, 10)]
+    assert len(load_any(str(tmp_path / "saved"), None, "test")) == 2

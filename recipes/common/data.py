@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets import Dataset, DatasetDict, ReadInstruction, concatenate_datasets, load_dataset, load_from_disk
 
 _BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 
@@ -14,7 +14,14 @@ def load_any(name: str, config: str | None = None, split: str = "train") -> Data
     path = Path(name)
     if path.is_dir() and any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
         loaded = load_from_disk(str(path))
-        return loaded[split] if isinstance(loaded, DatasetDict) else loaded
+        if not isinstance(loaded, DatasetDict):
+            return loaded
+        if "[" not in split:
+            return loaded[split]
+        # a slice of a split, "train[:60%]", as load_dataset reads it
+        sizes = {name: len(d) for name, d in loaded.items()}
+        parts = ReadInstruction.from_spec(split).to_absolute(sizes)
+        return concatenate_datasets([loaded[p.splitname].select(range(p.from_, p.to)) for p in parts])
     suffix = "".join(s for s in path.suffixes if s in _BUILDERS) or path.suffix
     if path.is_file() or (suffix in _BUILDERS and "*" in name):
         if suffix not in _BUILDERS:

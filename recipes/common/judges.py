@@ -88,21 +88,24 @@ class LLMJudge:
     @torch.no_grad()
     def prefers_a(self, prompts: list[str], a: list[str], b: list[str], desc: str = "LLM judge") -> list[float]:
         """log P("A") - log P("B") for the next token after each question: > 0 prefers response A."""
-        texts = [self.question(p, x, y) for p, x, y in zip(prompts, a, b)]
+        # The chat template already holds any bos token the model expects
+        ids = [self.tokenizer.encode(self.question(p, x, y), add_special_tokens=False)
+               for p, x, y in zip(prompts, a, b)]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # batches of similar length: little padding
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        margins: list[float] = []
-        for start in tqdm(range(0, len(texts), self.batch_size), desc=desc, leave=False):
-            # The chat template already holds any bos token the model expects
-            batch = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts[start:start + self.batch_size]]
+        margins = [0.0] * len(ids)
+        for start in tqdm(range(0, len(order), self.batch_size), desc=desc, leave=False):
+            batch = [ids[i] for i in order[start:start + self.batch_size]]
             width = max(map(len, batch))
-            ids = torch.tensor([[pad] * (width - len(row)) + row for row in batch])  # left-padded: last token aligned
+            tokens = torch.tensor([[pad] * (width - len(row)) + row for row in batch])  # left-padded: last aligned
             mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in batch])
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             device = self.model.device
-            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+            logits = self.model(input_ids=tokens.to(device), attention_mask=mask.to(device),
                                 position_ids=positions.to(device)).logits[:, -1].float().log_softmax(-1)
             score_a, score_b = (logits[:, letters].logsumexp(-1) for letters in self.letters)
-            margins += (score_a - score_b).tolist()
+            for i, margin in zip(order[start:start + self.batch_size], (score_a - score_b).tolist()):
+                margins[i] = margin
         return margins
 
     def verdicts(self, prompts: list[str], responses: list[str], baseline: list[str], desc: str = "") -> list[float]:
