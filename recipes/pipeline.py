@@ -4,14 +4,16 @@ from one YAML file.
     python -m recipes.pipeline --config configs/tiny/pipeline.yaml
 
 Each stage runs in its own process, `python -m recipes.<stage> --config <its config>`, writing to
-`run_dir/<stage>` and reading the stages before it from there. `judge` is `recipes.reward` again, on the comparisons
-the policy's reward model never sees (`compare`'s `judge_comparisons`): the held-out reward model the evaluation
-grades the policy with. A stage whose directory is complete (it has
-`stage.json`) is skipped, so a rerun picks up where a killed run stopped: an unfinished stage starts again
-(pretraining, SFT and the reward model resume from their last checkpoint). `skip` leaves stages out, and their
-inputs then come from the next stage's own config; `base_model` starts SFT from a pretrained model (a Hub id or a
-directory) instead of pretraining one. `<stage>_args` adds command-line overrides to one stage, e.g.
-`sft_args: [--learning_rate, 1.0e-3]`. The evaluation writes `run_dir/report.md` and `report.json`.
+`run_dir/<stage>` and reading the stages before it from there. `judge` is `recipes.reward` again, on the
+comparisons the policy's reward model never sees (`compare`'s `judge_comparisons`): the held-out reward model the
+evaluation grades the policy with. A stage whose directory is complete (it has `stage.json`) is skipped, so a rerun
+picks up where a killed run stopped: an unfinished stage starts again (pretraining, SFT and the reward model resume
+from their last checkpoint). Each stage's `inputs.json` records what it was built from: a rerun redoes, from
+scratch, a stage whose config, command line or input stages changed, says why, and so redoes every stage that reads
+it. `skip` leaves stages out, and their inputs then come from the next stage's own config; `base_model` starts SFT
+from a pretrained model (a Hub id or a directory) instead of pretraining one. `<stage>_args` adds command-line
+overrides to one stage, e.g. `sft_args: [--learning_rate, 1.0e-3]`. The evaluation writes `run_dir/report.md`
+and `report.json`.
 `seed` (or `--seed N`) seeds every stage and the toy world together, so
 `python -m recipes.pipeline --config configs/tiny/pipeline.yaml --seed 2 --run_dir runs/seed2` is an independent
 replicate (`python -m recipes.replicates` runs several and tabulates them).
@@ -21,9 +23,11 @@ settings the notebooks run with in the tests.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import runpy
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -106,16 +110,62 @@ def wiring(args: PipelineArguments, stage: str) -> list[str]:
     return [*wired, "--output_dir", str(run / stage)]
 
 
+INPUTS = "inputs.json"  # in each stage's directory: what the pipeline built it from
+
+
+def built_from(args: PipelineArguments, stage: str, argv: list[str]) -> dict:
+    """What a stage is built from: its command, its config file's text, and the identity of each stage of this run
+    whose output it reads (its stage.json's text and time: a stage redone is a new input even if its figures are
+    the same)."""
+    run = Path(args.run_dir).resolve()
+    upstream = set()
+    for value in argv:
+        try:
+            upstream.add(Path(value).resolve().relative_to(run).parts[0])
+        except (ValueError, IndexError):
+            continue
+    inputs = {}
+    for source in sorted(upstream & set(STAGES) - {stage}):
+        marker = run / source / run_dir.MARKER
+        inputs[source] = (f"{hashlib.sha256(marker.read_bytes()).hexdigest()[:16]}@{marker.stat().st_mtime_ns}"
+                          if marker.exists() else None)
+    config = Path(argv[1])
+    return {"command": argv, "config": config.read_text() if config.is_file() else None, "inputs": inputs}
+
+
+def changes(recorded: dict, current: dict) -> list[str]:
+    """Why a stage built from `recorded` is stale now."""
+    why = [f"{source} was redone" for source in current["inputs"]
+           if recorded.get("inputs", {}).get(source) != current["inputs"][source]]
+    if recorded.get("config") != current["config"]:
+        why.append(f"its config {current['command'][1]} changed")
+    if recorded.get("command") != current["command"]:
+        why.append("its command line changed")
+    return why
+
+
 def run_stage(args: PipelineArguments, stage: str, *, in_process: bool = False) -> float | str:
-    """Run one stage on the outputs of the ones before it, unless it is skipped or already complete: in its own
-    process, or (for notebooks, whose cells show the progress) in this one. Returns its seconds, or why not run."""
+    """Run one stage on the outputs of the ones before it, unless it is skipped or already complete and built from
+    the same inputs: in its own process, or (for notebooks, whose cells show the progress) in this one. A stage
+    whose inputs changed (its config, its command, a stage it reads that was redone) is removed and redone, and so,
+    in turn, is every stage after it that reads it. Returns its seconds, or why it did not run."""
     out = Path(args.run_dir) / stage
     if stage in args.skip:
         return "skipped"
-    if run_dir.is_complete(out):
+    argv = ["--config", getattr(args, f"{stage}_config"), *wiring(args, stage),
+            *map(str, getattr(args, f"{stage}_args"))]  # YAML gives numbers; a command line is strings
+    current = built_from(args, stage, argv)
+    recorded = json.loads((out / INPUTS).read_text()) if (out / INPUTS).exists() else None
+    if recorded is not None and changes(recorded, current):
+        print(f"== {stage}: redone from scratch, built from other inputs ({'; '.join(changes(recorded, current))})")
+        shutil.rmtree(out)  # its checkpoints too: a resume must not pick up a run of other inputs
+    elif run_dir.is_complete(out):
+        if recorded is None:  # complete before the pipeline kept this record: taken as built from these inputs
+            (out / INPUTS).write_text(json.dumps(current, indent=2))
         print(f"== {stage}: already complete in {out}, skipped (delete the directory to redo it)")
         return "complete"
-    argv = ["--config", getattr(args, f"{stage}_config"), *wiring(args, stage), *getattr(args, f"{stage}_args")]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / INPUTS).write_text(json.dumps(current, indent=2))
     module = f"recipes.{MODULES.get(stage, stage)}"
     command = [sys.executable, "-m", module, *argv]
     print(f"== {stage}: {shlex.join(command)}", flush=True)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from recipes import pipeline
 from recipes.common import run_dir
@@ -118,3 +119,26 @@ def test_a_checkpoint_cut_off_by_a_kill_is_removed_not_resumed_from(tmp_path):
     assert run_dir.last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-6")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-3", "checkpoint-6"]
     assert run_dir.last_checkpoint(tmp_path / "none") is None
+
+
+def test_a_stage_redone_or_changed_redoes_exactly_the_stages_that_read_it(tmp_path, capsys):
+    # a number in <stage>_args, as YAML reads the README's own example, is passed on as a string
+    config = tiny_pipeline(tmp_path, sft_args=["--learning_rate", 1.0e-3])
+    args, = parse_config((pipeline.PipelineArguments,), ["--config", str(config)])
+    run = tmp_path / "run"
+
+    def redone() -> set[str]:
+        return {stage for stage, t in pipeline.main(args).items() if isinstance(t, float)}
+
+    assert redone() == set(pipeline.STAGES)
+    assert "--learning_rate 0.001" in capsys.readouterr().out
+    assert redone() == set()
+    (run / "ppo" / "stage.json").unlink()  # PPO redone: the report must describe the new PPO model
+    assert redone() == {"ppo", "evaluate"}
+    assert "evaluate: redone from scratch, built from other inputs (ppo was redone)" in capsys.readouterr().out
+    reward_config = Path(args.reward_config)
+    write_yaml(reward_config, {**yaml.safe_load(reward_config.read_text()), "learning_rate": 1.0e-3})
+    assert redone() == {"reward", "ppo", "evaluate"}  # the held-out judge does not read the reward model
+    assert f"reward: redone from scratch, built from other inputs (its config {reward_config} changed)" \
+        in capsys.readouterr().out
+    assert redone() == set()
