@@ -125,6 +125,24 @@ def judge_start(args: CompareArguments, prompts: list[str]) -> int:
     return first
 
 
+def split_pairs(args: CompareArguments, prompts, responses, rankings, ids, gold, name: str) -> DatasetDict:
+    """The pairs of prompts `ids`, split by prompt into train and test; an error, naming the split, if either has no
+    pairs (the reward model could neither train nor be tested)."""
+    order = list(ids)
+    random.Random(args.seed).shuffle(order)
+    n_test = round(args.test_fraction * len(order))
+    splits = {"train": sorted(order[n_test:]), "test": sorted(order[:n_test])}
+    data = DatasetDict({split: Dataset.from_list(to_pairs(prompts, responses, rankings, part, gold,
+                                                          args.labeler == "gold")) for split, part in splits.items()})
+    for split, dataset in data.items():
+        if len(dataset) == 0:
+            raise ValueError(f"compare: the {split} split of {name} has no pairs ({len(splits[split])} prompts, their "
+                             "responses identical or, for the gold labeler, equally good): the reward model could not "
+                             "train or be tested on it; raise num_prompts (or judge_prompts), test_fraction or "
+                             "temperature")
+    return data
+
+
 def to_pairs(prompts, responses, rankings, ids, gold=None, drop_ties=False) -> list[dict]:
     """Every pair of a ranking, better first. Identical responses give none, nor, with `drop_ties` (the noise-free
     labeler, which has no preference there), responses of equal gold score."""
@@ -159,8 +177,6 @@ def main(args: CompareArguments) -> dict:
                   "'ranking' (best first, e.g. 3>1>4>2) and rerun with rankings_file set to the filled-in file")
             return {"exported": str(path)}
         rankings = rank(args, prompts, responses)
-    out = run_dir.start_stage(args.output_dir)
-    run_dir.save_config(out, args)
     world = args.world() if args.dataset_name is None else None
     gold = None
     if world is not None:
@@ -170,22 +186,14 @@ def main(args: CompareArguments) -> dict:
     sets = {"comparisons": range(first_judge), "judge_comparisons": range(first_judge, len(prompts))}
     if not args.judge_prompts:
         sets.pop("judge_comparisons")
+    datasets = {name: split_pairs(args, prompts, responses, rankings, ids, gold, name) for name, ids in sets.items()}
+    out = run_dir.start_stage(args.output_dir)  # nothing is written before the pairs are known to be usable
+    run_dir.save_config(out, args)
+    if not args.judge_prompts:
         shutil.rmtree(out / "judge_comparisons", ignore_errors=True)  # an earlier run's, now stale
     metrics = {"prompts": len(prompts), "responses_per_prompt": len(responses[0]), "labeler": args.labeler}
     decided = []
-    for name, ids in sets.items():
-        order = list(ids)
-        random.Random(args.seed).shuffle(order)
-        n_test = round(args.test_fraction * len(order))
-        splits = {"train": sorted(order[n_test:]), "test": sorted(order[:n_test])}
-        data = DatasetDict({s: Dataset.from_list(to_pairs(prompts, responses, rankings, ids, gold,
-                                                          args.labeler == "gold")) for s, ids in splits.items()})
-        for split, dataset in data.items():
-            if len(dataset) == 0:
-                raise ValueError(f"compare: the {split} split of {name} has no pairs ({len(splits[split])} prompts, "
-                                 "every ranking of identical or equally good responses): the reward model could not "
-                                 "train or be tested on it; raise num_prompts (or judge_prompts), test_fraction or "
-                                 "temperature")
+    for name, data in datasets.items():
         data.save_to_disk(str(out / name))
         prefix = "" if name == "comparisons" else "judge_"
         for split, dataset in data.items():

@@ -149,12 +149,12 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     run_dir.check_input(model_args.model_name_or_path, "model_name_or_path")
     run_dir.check_input(script_args.dataset_name, "dataset_name")
-    out = run_dir.start_stage(training_args.output_dir)
-    run_dir.save_config(out, script_args, training_args, model_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     train, _ = load_pairs(script_args, script_args.dataset_train_split, tokenizer)
     test, gold = load_pairs(script_args, script_args.dataset_test_split, tokenizer)
+    out = run_dir.start_stage(training_args.output_dir)  # the data is read and valid: from here on, outputs
+    run_dir.save_config(out, script_args, training_args, model_args)
 
     peft_config = get_peft_config(model_args)
     if peft_config is not None and "score" not in (peft_config.modules_to_save or []):

@@ -200,6 +200,31 @@ def test_judge_prompts_are_ranked_into_a_set_disjoint_by_prompt(sft_model, tmp_p
     assert prompts[0] and prompts[1] and prompts[0].isdisjoint(prompts[1])
     assert metrics["judge_train_pairs"] + metrics["judge_test_pairs"] == sum(map(len, judge.values()))
     (tmp_path / "too_many").mkdir()
-    with pytest.raises(ValueError, match="judge_prompts: 24 leaves none of the 24 prompts"):
-        run_compare(tmp_path / "too_many", sft_model, num_prompts=0, judge_prompts=24)
+    with pytest.raises(ValueError, match="judge_prompts: 2290 leaves none of the 2290 prompts"):
+        run_compare(tmp_path / "too_many", sft_model, num_prompts=1, judge_prompts=2290)  # all the split has
     assert not (tmp_path / "too_many" / "compare").exists()  # refused before anything was written
+
+
+def test_rankings_too_few_for_a_test_split_are_refused_before_anything_is_written(tmp_path):
+    path = labeling.export(tmp_path / "two.jsonl", ["What is 2 + 3?", "What is 4 + 4?"],
+                           [["2 + 3 = 5.", "Five."], ["4 + 4 = 8.", "Eight."]])
+    rows = [json.loads(line) | {"ranking": [1, 2]} for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = write_yaml(tmp_path / "compare.yaml", {**TINY_COMPARE, "labeler": "human", "rankings_file": str(path),
+                                                    "output_dir": str(tmp_path / "compare")})
+    with pytest.raises(ValueError, match="the test split of comparisons has no pairs .0 prompts"):
+        compare.main(*parse_config((compare.CompareArguments,), ["--config", str(config)]))
+    assert not (tmp_path / "compare").exists()
+
+
+def test_reward_on_one_file_without_a_test_split_is_refused_before_anything_is_written(sft_model, tmp_path):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "chosen": f"{i + 1}.", "rejected": "No."}) + "\n"
+                            for i in range(8)))
+    config = write_yaml(tmp_path / "reward.yaml", {**TINY_REWARD, "model_name_or_path": str(sft_model),
+                                                   "dataset_name": str(data), "output_dir": str(tmp_path / "reward")})
+    with pytest.raises(ValueError, match=r"pairs.jsonl is one file, so its only split is 'train', not 'test'.*"
+                                         r"train\[90%:\]"):
+        reward.main(*parse_config((reward.RewardScriptArguments, reward.RewardConfig, reward.ModelConfig),
+                                  ["--config", str(config)]))
+    assert not (tmp_path / "reward").exists()

@@ -88,3 +88,22 @@ def test_every_command_in_the_readmes_names_a_stage_and_a_config_that_parses():
         values = yaml.safe_load((ROOT / path).read_text())
         cpu = ["--use_cpu", "true"] if values.get("bf16") else []
         parse_config(STAGES[stage], ["--config", str(ROOT / path), *cpu])
+
+
+@pytest.mark.parametrize("stage,key,value", [
+    ("sft", "learning_rate", 0.0), ("sft", "num_train_epochs", 0.0), ("reward", "per_device_train_batch_size", 0),
+    ("ppo", "kl_coef", -0.5), ("ppo", "num_mini_batches", 0), ("dpo", "beta", -0.1),
+    ("compare", "test_fraction", 0.0), ("compare", "test_fraction", 1.5), ("compare", "num_prompts", 0),
+    ("evaluate", "max_new_tokens", 0),
+])
+def test_settings_that_would_train_nothing_are_refused_naming_file_and_key(tmp_path, stage, key, value):
+    values = {**yaml.safe_load((ROOT / "configs" / "tiny" / f"{stage}.yaml").read_text()), key: value}
+    config = write_yaml(tmp_path / f"{stage}.yaml", values)
+    cpu = ["--use_cpu", "true"] if values.get("bf16") else []
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(config))}: {key}: {value} must be"):
+        parse_config(STAGES[stage], ["--config", str(config), *cpu])
+
+
+def test_max_steps_stands_in_for_epochs():
+    config = ROOT / "configs" / "tiny" / "fast" / "sft.yaml"
+    parse_config(STAGES["sft"], ["--config", str(config), "--num_train_epochs", "0", "--max_steps", "3"])

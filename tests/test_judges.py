@@ -98,7 +98,7 @@ def test_evaluation_on_a_dataset_has_no_gold_and_reports_every_judge(tiny_base, 
     data = tmp_path / "prompts.jsonl"
     data.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS * 2))  # duplicates are dropped
     config = write_yaml(tmp_path / "evaluate.yaml", {
-        "dataset_name": str(data), "sft_model": str(tiny_base), "ppo_model": str(tiny_base),
+        "dataset_name": str(data), "dataset_split": "train", "sft_model": str(tiny_base), "ppo_model": str(tiny_base),
         "base_model": str(tiny_base), "reward_model": str(reward_model_dir),
         "judge_reward_model": str(reward_model_dir), "llm_judge": "sft", "best_of_n": 2, "max_new_tokens": 6,
         "num_samples": 2, "output_dir": str(tmp_path / "evaluate"), "report_dir": str(tmp_path)})

@@ -33,7 +33,45 @@ def parse_config(dataclass_types: Sequence[type], args: Sequence[str] | None = N
         problems.append(f"unexpected command-line arguments {cli_rest}")
     if problems:
         raise ConfigError("\n".join(problems) + "\nFix the spelling or remove it; `--help` lists every key.")
+    problems = [p for config in parsed for p in out_of_range(config)]
+    if problems:
+        where = f"{config_path}: " if config_path else ""
+        raise ConfigError("\n".join(where + p for p in problems))
     return tuple(parsed)
+
+
+# Values that would train nothing, or train backwards, and still give a stage marked complete: (key, test, what to do)
+RANGES = (
+    ("learning_rate", lambda v: v > 0, "must be above 0 (e.g. 2.0e-4)"),
+    ("num_train_epochs", lambda v: v > 0, "must be above 0, or set max_steps"),
+    ("per_device_train_batch_size", lambda v: v >= 1, "must be 1 or more"),
+    ("per_device_eval_batch_size", lambda v: v >= 1, "must be 1 or more"),
+    ("gradient_accumulation_steps", lambda v: v >= 1, "must be 1 or more"),
+    ("num_mini_batches", lambda v: v >= 1, "must be 1 or more"),
+    ("num_ppo_epochs", lambda v: v >= 1, "must be 1 or more"),
+    ("local_rollout_forward_batch_size", lambda v: v >= 1, "must be 1 or more"),
+    ("num_generations", lambda v: v >= 2, "must be 2 or more: RLOO and GRPO compare a prompt's completions"),
+    ("kl_coef", lambda v: v >= 0, "must be 0 or more: a negative KL penalty pushes the policy away from SFT"),
+    ("beta", lambda v: v >= 0, "must be 0 or more: a negative KL weight pushes the policy away from SFT"),
+    ("batch_size", lambda v: v >= 1, "must be 1 or more"),
+    ("num_prompts", lambda v: v >= 1, "must be 1 or more"),
+    ("max_new_tokens", lambda v: v >= 1, "must be 1 or more"),
+    ("test_fraction", lambda v: 0 < v < 1, "must be between 0 and 1 (e.g. 0.1): the reward model needs train and "
+                                           "test pairs"),
+)
+
+
+def out_of_range(config) -> list[str]:
+    """Each key of `config` (a parsed dataclass) whose value cannot give a meaningful run, with what to do; the
+    training length counts as set when `max_steps` is (it overrides `num_train_epochs`)."""
+    problems = []
+    for key, ok, fix in RANGES:
+        value = getattr(config, key, None)
+        if key == "num_train_epochs" and (getattr(config, "max_steps", -1) or -1) > 0:
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not ok(value):
+            problems.append(f"{key}: {value} {fix}")
+    return problems
 
 
 def _unknown(key: str, known: list[str], what: str) -> str:

@@ -27,7 +27,11 @@ def load_any(name: str, config: str | None = None, split: str = "train") -> Data
         if suffix not in _BUILDERS:
             raise ValueError(f"{name}: unknown file type; use one of {sorted(_BUILDERS)} or a Hub dataset id")
         # A file is one split, "train"; a slice of it ("train[:90%]", "train[90%:]") keeps the split's own slice
-        part = split[split.index("["):] if "[" in split else ""
+        base, part = (split[:split.index("[")], split[split.index("["):]) if "[" in split else (split, "")
+        if base != "train":
+            raise ValueError(f"{name} is one file, so its only split is 'train', not {split!r}: to hold rows out, "
+                             "split it by slices (e.g. train[:90%] to train on and train[90%:] to test on), or give "
+                             "a directory written by save_to_disk with a test split")
         return load_dataset(_BUILDERS[suffix], data_files=name, split=f"train{part}")
     if path.suffix in _BUILDERS or name.startswith((".", "/")):
         raise FileNotFoundError(f"{name}: no such file or directory")
