@@ -92,7 +92,7 @@ def test_every_command_in_the_readmes_names_a_stage_and_a_config_that_parses():
 
 @pytest.mark.parametrize("stage,key,value", [
     ("sft", "learning_rate", 0.0), ("sft", "num_train_epochs", 0.0), ("reward", "per_device_train_batch_size", 0),
-    ("ppo", "kl_coef", -0.5), ("ppo", "num_mini_batches", 0), ("dpo", "beta", -0.1),
+    ("ppo", "kl_coef", -0.5), ("ppo", "num_mini_batches", 0), ("ppo", "total_episodes", 0), ("dpo", "beta", -0.1),
     ("compare", "test_fraction", 0.0), ("compare", "test_fraction", 1.5), ("compare", "num_prompts", 0),
     ("evaluate", "max_new_tokens", 0),
 ])
@@ -107,3 +107,11 @@ def test_settings_that_would_train_nothing_are_refused_naming_file_and_key(tmp_p
 def test_max_steps_stands_in_for_epochs():
     config = ROOT / "configs" / "tiny" / "fast" / "sft.yaml"
     parse_config(STAGES["sft"], ["--config", str(config), "--num_train_epochs", "0", "--max_steps", "3"])
+
+
+def test_a_mistyped_run_path_is_named_as_missing_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(FileNotFoundError, match="model_name_or_path: runs/pretrain does not exist"):
+        run_dir.check_input("runs/pretrain", "model_name_or_path")
+    run_dir.check_input("HuggingFaceTB/SmolLM2-135M", "model_name_or_path")  # a Hub id: checked when loaded

@@ -1,6 +1,7 @@
 """Stage 1: LoRA and QLoRA SFT on the tiny base model."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -84,3 +85,13 @@ def test_unfinished_base_is_refused_before_training(tiny_base, tmp_path):
         run_sft(tmp_path, unfinished)
     with pytest.raises(FileNotFoundError, match="model_name_or_path: runs/nowhere/pretrain does not exist"):
         run_sft(tmp_path, "runs/nowhere/pretrain")
+
+
+def test_an_output_dir_that_is_the_input_model_is_refused_and_the_input_left_whole(lora_run, tmp_path):
+    out, _ = lora_run
+    marker = (out / "stage.json").read_text()
+    config = write_yaml(tmp_path / "sft.yaml", {**TINY_SFT, "model_name_or_path": str(out / "merged"),
+                                                "output_dir": str(out)})
+    with pytest.raises(ValueError, match=rf"output_dir: {re.escape(str(out))} would write over model_name_or_path"):
+        sft.main(*parse_config((sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig), ["--config", str(config)]))
+    assert (out / "stage.json").read_text() == marker

@@ -49,6 +49,7 @@ RANGES = (
     ("gradient_accumulation_steps", lambda v: v >= 1, "must be 1 or more"),
     ("num_mini_batches", lambda v: v >= 1, "must be 1 or more"),
     ("num_ppo_epochs", lambda v: v >= 1, "must be 1 or more"),
+    ("total_episodes", lambda v: v >= 1, "must be 1 or more"),
     ("local_rollout_forward_batch_size", lambda v: v >= 1, "must be 1 or more"),
     ("num_generations", lambda v: v >= 2, "must be 2 or more: RLOO and GRPO compare a prompt's completions"),
     ("kl_coef", lambda v: v >= 0, "must be 0 or more: a negative KL penalty pushes the policy away from SFT"),

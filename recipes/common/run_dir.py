@@ -22,9 +22,20 @@ PIPELINE_STAGES = ("pretrain", "sft", "compare", "reward", "judge", "ppo", "eval
 SECRETS = ("hub_token", "push_to_hub_token")  # never written to disk
 
 
+_INPUTS: dict[Path, str] = {}  # the local inputs this process's stage checked, by path: none may be its output
+
+
 def start_stage(output_dir: str | os.PathLike) -> Path:
-    """Make the directory and forget any earlier completion, so that a run killed from here on is not complete."""
+    """Make the directory and forget any earlier completion, so that a run killed from here on is not complete.
+    Refuses an output directory that is one of the stage's inputs, holds one or lies inside one: writing there would
+    overwrite (and un-complete) the stage it reads."""
     path = Path(output_dir)
+    for source, key in _INPUTS.items():
+        mine = path.resolve()
+        if mine == source or mine in source.parents or source in mine.parents:
+            raise ValueError(f"output_dir: {output_dir} would write over {key} ({source}); give the stage a "
+                             "directory of its own")
+    _INPUTS.clear()  # the next stage run in this process checks its own
     path.mkdir(parents=True, exist_ok=True)
     (path / MARKER).unlink(missing_ok=True)
     return path
@@ -106,7 +117,10 @@ def check_input(path: str | None, key: str) -> None:
     if path is None:
         raise ValueError(f"{key} is not set")
     p = Path(path)
-    looks_local = path.startswith((".", "/", "~")) or path.count("/") != 1
+    # "owner/name" is a Hub id, unless "owner" is a directory here ("runs/pretrain": a mistyped run path)
+    looks_local = path.startswith((".", "/", "~")) or path.count("/") != 1 or Path(path.split("/")[0]).is_dir()
+    if p.exists():
+        _INPUTS[p.resolve()] = key
     if not p.exists():
         if looks_local:
             raise FileNotFoundError(f"{key}: {path} does not exist; run the stage that writes it first")
