@@ -138,7 +138,7 @@ def table(results: dict[str, dict]) -> list[str]:
 
 def main(args: BenchmarkArguments) -> dict:
     for i, path in enumerate(args.models):
-        run_dir.check_input(path, f"models[{i}]")
+        run_dir.check_input(path, f"models[{i}]", "causal_lm")
     from lm_eval.tasks import TaskManager
 
     out = run_dir.start_stage(args.output_dir)

@@ -167,7 +167,7 @@ def main(args: CompareArguments) -> dict:
         prompts, responses, rankings = labeling.load(args.rankings_file)
         judge_start(args, prompts)
     else:
-        run_dir.check_input(args.policy, "policy")
+        run_dir.check_input(args.policy, "policy", "causal_lm")
         prompts = load_prompts(args)
         judge_start(args, prompts)
         responses = sample(args, prompts)

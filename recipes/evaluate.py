@@ -78,11 +78,13 @@ class EvaluateArguments(WorldArguments):
 def main(args: EvaluateArguments) -> dict:
     if not args.sft_model:
         raise ValueError("sft_model is not set: the report compares every model with SFT")
-    for key in ("sft_model", "base_model", "reward_model", "ppo_model", "judge_reward_model", "dataset_name"):
+    kinds = {"sft_model": "causal_lm", "base_model": "causal_lm", "ppo_model": "causal_lm",
+             "reward_model": "reward_model", "judge_reward_model": "reward_model", "dataset_name": None}
+    for key, kind in kinds.items():
         if getattr(args, key):
-            run_dir.check_input(getattr(args, key), key)
+            run_dir.check_input(getattr(args, key), key, kind)
     if args.llm_judge and args.llm_judge != "sft":
-        run_dir.check_input(args.llm_judge, "llm_judge")
+        run_dir.check_input(args.llm_judge, "llm_judge", "causal_lm")
     if args.llm_judge and not Path(args.llm_judge_template).is_file():
         in_repo = Path(__file__).resolve().parents[1] / args.llm_judge_template  # the default, run from elsewhere
         if not in_repo.is_file():

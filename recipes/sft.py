@@ -99,7 +99,7 @@ def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> d
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
-    run_dir.check_input(model_args.model_name_or_path, "model_name_or_path")
+    run_dir.check_input(model_args.model_name_or_path, "model_name_or_path", "causal_lm")
     out = run_dir.start_stage(training_args.output_dir)
     run_dir.save_config(out, script_args, training_args, model_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save

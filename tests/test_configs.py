@@ -1,5 +1,6 @@
 """Every config in configs/ parses against the pinned dataclasses, and mistakes in a config fail loudly."""
 
+import json
 import re
 from pathlib import Path
 
@@ -115,3 +116,15 @@ def test_a_mistyped_run_path_is_named_as_missing_not_taken_for_a_hub_id(tmp_path
     with pytest.raises(FileNotFoundError, match="model_name_or_path: runs/pretrain does not exist"):
         run_dir.check_input("runs/pretrain", "model_name_or_path")
     run_dir.check_input("HuggingFaceTB/SmolLM2-135M", "model_name_or_path")  # a Hub id: checked when loaded
+
+
+def test_the_wrong_kind_of_model_is_refused_naming_the_key(tmp_path):
+    for name, architecture in (("lm", "LlamaForCausalLM"), ("rm", "LlamaForSequenceClassification")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"architectures": [architecture]}))
+    with pytest.raises(ValueError, match=r"reward_model_path: .*lm is a LlamaForCausalLM, not a reward model"):
+        run_dir.check_input(str(tmp_path / "lm"), "reward_model_path", "reward_model")
+    with pytest.raises(ValueError, match=r"ppo_model: .*rm is a LlamaForSequenceClassification, not a causal"):
+        run_dir.check_input(str(tmp_path / "rm"), "ppo_model", "causal_lm")
+    run_dir.check_input(str(tmp_path / "rm"), "reward_model_path", "reward_model")
+    run_dir.check_input(str(tmp_path / "lm"), "sft_model_path", "causal_lm")

@@ -78,9 +78,9 @@ def check_inputs(model_args, training_args, paths, reward_model_required: bool =
         raise ConfigError("model_name_or_path: an RL stage starts from sft_model_path (the policy and its reference) "
                           "and reward_model_path; remove model_name_or_path")
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
-    run_dir.check_input(paths.sft_model_path, "sft_model_path")
+    run_dir.check_input(paths.sft_model_path, "sft_model_path", "causal_lm")
     if paths.reward_model_path is not None or reward_model_required:
-        run_dir.check_input(paths.reward_model_path, "reward_model_path")
+        run_dir.check_input(paths.reward_model_path, "reward_model_path", "reward_model")
     if reward_model_required:
         check_reward_accuracy(paths.reward_model_path, min_reward_accuracy)
     return push

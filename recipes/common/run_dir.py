@@ -112,8 +112,14 @@ def is_complete(output_dir: str | os.PathLike) -> bool:
         return False
 
 
-def check_input(path: str | None, key: str) -> None:
-    """Fail early, naming the config key, when an input model is a missing path or an unfinished stage."""
+KINDS = {"causal_lm": ("ForCausalLM", "a causal language model (a policy: pretrain, sft/merged, ppo/merged...)"),
+         "reward_model": ("ForSequenceClassification", "a reward model (reward/merged, judge/merged)")}
+
+
+def check_input(path: str | None, key: str, kind: str | None = None) -> None:
+    """Fail early, naming the config key, when an input model is a missing path, an unfinished stage, or (with
+    `kind`, for a local model directory) the wrong kind of model: a causal LM given as a reward model would be read
+    through a random score head; a reward model given as a policy has no language-model head."""
     if path is None:
         raise ValueError(f"{key} is not set")
     p = Path(path)
@@ -128,6 +134,11 @@ def check_input(path: str | None, key: str) -> None:
     stage = next((d for d in (p, p.parent) if (d / "config.yaml").exists()), None)
     if stage is not None and not is_complete(stage):
         raise ValueError(f"{key}: {stage} is an unfinished stage (no complete {MARKER}); rerun that stage first")
+    if kind is not None and (p / "config.json").is_file():
+        suffix, wanted = KINDS[kind]
+        architectures = json.loads((p / "config.json").read_text()).get("architectures") or []
+        if architectures and not any(a.endswith(suffix) for a in architectures):
+            raise ValueError(f"{key}: {path} is a {architectures[0]}, not {wanted}; point {key} at one")
 
 
 def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
