@@ -7,8 +7,8 @@ Each stage runs in its own process, `python -m recipes.<stage> --config <its con
 `run_dir/<stage>` and reading the stages before it from there. `judge` is `recipes.reward` again, on the
 comparisons the policy's reward model never sees (`compare`'s `judge_comparisons`): the held-out reward model the
 evaluation grades the policy with. A stage whose directory is complete (it has `stage.json`) is skipped, so a rerun
-picks up where a killed run stopped: an unfinished stage starts again (pretraining, SFT and the reward model resume
-from their last checkpoint). Each stage's `inputs.json` records what it was built from: a rerun redoes, from
+picks up where a killed run stopped: an unfinished training stage resumes from its last checkpoint (PPO included:
+`recipes/common/resume.py`). Each stage's `inputs.json` records what it was built from: a rerun redoes, from
 scratch, a stage whose config, command line or input stages changed, says why, and so redoes every stage that reads
 it. `skip` leaves stages out, and their inputs then come from the next stage's own config; `base_model` starts SFT
 from a pretrained model (a Hub id or a directory) instead of pretraining one. `<stage>_args` adds command-line

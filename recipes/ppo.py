@@ -13,7 +13,8 @@ On the toy world a callback scores greedy responses to held-out prompts with the
 climbs while the gold score falls, the policy is overoptimizing the reward model. Outputs in `output_dir`: the
 adapter, the tokenizer, TRL's model card, `merged/`, `curves.png`, `log_history.json`, on the toy world
 `eval_results.json` (PPO against SFT on held-out prompts) and `samples.md`; `config.yaml`; `stage.json` last.
-A killed run restarts from the beginning when rerun (TRL's PPO trainer cannot resume from a checkpoint).
+A checkpoint every `save_steps` holds all a resumed run needs (`recipes/common/resume.py`: TRL's PPO trainer cannot
+resume by itself): rerun a killed stage and it goes on from its last checkpoint, with an uninterrupted run's figures.
 With `push_to_hub: true` the finished stage is uploaded as SFT's is (`recipes/common/hub.py`): adapter to
 `hub_model_id`, `merged/` to `<hub_model_id>-merged`, private unless `hub_private_repo: false`; offline it stops
 before it starts.
@@ -27,12 +28,13 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from trl import ModelConfig, get_peft_config, get_quantization_config
-from trl.experimental.ppo import PPOConfig, PPOTrainer
+from trl.experimental.ppo import PPOConfig
 
 from recipes.common import rl
 from recipes.common.adapters import model_init_kwargs
 from recipes.common.cli import parse_config
 from recipes.common.generation import chat_texts
+from recipes.common.resume import ResumablePPOTrainer
 
 FINISH = rl.Finish("ppo", curves={
     "reward-model score": {"objective/scores": "training samples", "gold/reward_model_score": "held out, greedy"},
@@ -45,7 +47,8 @@ class PPOScriptArguments(rl.RLArguments):
     """Every RL stage's script keys; PPO's models are PPOConfig's keys sft_model_path and reward_model_path."""
 
 
-def build_trainer(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig) -> PPOTrainer:
+def build_trainer(script_args: PPOScriptArguments, training_args: PPOConfig,
+                  model_args: ModelConfig) -> ResumablePPOTrainer:
     set_seed(training_args.seed)  # before the adapter's and the value head's random init, which precede the trainer's
     tokenizer = AutoTokenizer.from_pretrained(training_args.sft_model_path, padding_side="left")
     prompts = rl.training_prompts(script_args, tokenizer)
@@ -62,10 +65,10 @@ def build_trainer(script_args: PPOScriptArguments, training_args: PPOConfig, mod
         training_args.reward_model_path, num_labels=1, **model_init_kwargs(model_args)) for _ in range(2))
     callbacks = rl.gold_monitors(script_args, tokenizer, reward_model, training_args.response_length,
                                  trigger="objective/scores")
-    return PPOTrainer(args=training_args, processing_class=tokenizer, model=policy, ref_model=ref,
-                      reward_model=reward_model, value_model=value_model, train_dataset=train,
-                      eval_dataset=train.select(range(min(64, len(train)))), peft_config=peft_config,
-                      callbacks=callbacks)
+    return ResumablePPOTrainer(args=training_args, processing_class=tokenizer, model=policy, ref_model=ref,
+                               reward_model=reward_model, value_model=value_model, train_dataset=train,
+                               eval_dataset=train.select(range(min(64, len(train)))), peft_config=peft_config,
+                               callbacks=callbacks)
 
 
 def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig):

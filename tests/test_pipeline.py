@@ -1,6 +1,7 @@
 """The main job's pipeline: stages wired together, complete stages skipped, a killed run rerun to the end with the
 figures of an uninterrupted one."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -119,6 +120,19 @@ def test_a_checkpoint_cut_off_by_a_kill_is_removed_not_resumed_from(tmp_path):
     assert run_dir.last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-6")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-3", "checkpoint-6"]
     assert run_dir.last_checkpoint(tmp_path / "none") is None
+
+
+def test_checkpoints_written_with_other_settings_are_not_resumed_from(tmp_path, capsys):
+    @dataclasses.dataclass
+    class Settings:
+        learning_rate: float = 1.0e-3
+
+    run_dir.save_config(tmp_path, Settings())
+    (tmp_path / "checkpoint-4").mkdir()
+    run_dir.save_config(tmp_path, Settings())  # the same run, rerun after a kill: resumes
+    assert (tmp_path / "checkpoint-4").is_dir()
+    run_dir.save_config(tmp_path, Settings(learning_rate=3.0e-3))
+    assert not (tmp_path / "checkpoint-4").exists() and "training starts over" in capsys.readouterr().out
 
 
 def test_a_stage_redone_or_changed_redoes_exactly_the_stages_that_read_it(tmp_path, capsys):

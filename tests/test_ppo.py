@@ -1,9 +1,15 @@
 """Stage 3: PPO with a LoRA policy on the tiny SFT model."""
 
 import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
@@ -12,7 +18,7 @@ from trl.experimental.ppo.ppo_trainer import forward
 from recipes import ppo
 from recipes.common import rl, run_dir
 from recipes.common.cli import ConfigError, parse_config
-from tests.conftest import write_yaml
+from tests.conftest import ROOT, write_yaml
 from tests.test_sft import run_sft
 
 TINY_PPO = {
@@ -128,3 +134,52 @@ def test_overoptimization_is_flagged_only_when_gold_falls_as_the_reward_model_sc
     assert flagged["best_step"] == 4 and flagged["gold_at_end"] < flagged["gold_at_best"]
     assert monitor([(0, 0.5, 0.1), (4, 0.6, 0.5), (8, 0.4, 0.3)]) is None  # the reward model saw the fall too
     assert monitor([(0, 0.5, 0.1), (4, 0.6, 0.2), (8, 0.6, 0.5)]) is None  # gold held
+
+
+def _history(out):
+    """The training log, less what depends on the wall clock."""
+    return [{k: v for k, v in row.items() if k not in ("eps", "train_runtime")}
+            for row in json.loads((out / "log_history.json").read_text())]
+
+
+def _run_ppo(args, log, kill_after=None):
+    """`python -m recipes.ppo` in a process of its own; returns the seconds between its first checkpoint (update 2)
+    and its last (update 12) being complete. With `kill_after`, it is SIGKILLed that long after the first."""
+    run = subprocess.Popen([sys.executable, "-m", "recipes.ppo", *args], cwd=ROOT, stdout=log, stderr=log)
+    out = Path(yaml.safe_load(Path(args[1]).read_text())["output_dir"])
+    deadline, times = time.time() + 300, {}
+    while run.poll() is None and len(times) < 2 and time.time() < deadline:
+        for step in {2, 12} - set(times):
+            if (out / f"checkpoint-{step}/trainer_state.json").exists():
+                times[step] = time.time()
+        if kill_after is not None and 2 in times and time.time() >= times[2] + kill_after:
+            run.kill()
+        time.sleep(0.02)
+    assert run.wait() == (0 if kill_after is None else -9), Path(log.name).read_text()[-3000:]
+    return times[12] - times[2] if len(times) == 2 else None
+
+
+def test_a_killed_ppo_run_resumes_from_its_last_checkpoint_with_an_uninterrupted_runs_figures(models, tmp_path,
+                                                                                          capsys):
+    """SIGKILL at a random point after the first checkpoint, rerun: same log, same weights, same evaluation.
+    12 updates over 3 epochs of the 32 prompts, a checkpoint every 2."""
+    settings = {"total_episodes": 96, "save_strategy": "steps", "save_steps": 2, "save_total_limit": 1}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for d in (whole, killed):
+        d.mkdir()
+    with open(whole / "log.txt", "w") as log:
+        window = _run_ppo(config(whole, models, **settings), log)
+    args = config(killed, models, **settings)
+    kill_after = random.Random().uniform(0, window)  # not the seeded global stream: a new point on every run
+    with open(killed / "log.txt", "w") as log:
+        _run_ppo(args, log, kill_after)
+    assert not run_dir.is_complete(killed / "ppo")
+    capsys.readouterr()
+    ppo.main(*parse_config(TYPES, args))
+    resumed = capsys.readouterr().out
+    assert "resuming from" in resumed and "episode " in resumed, resumed
+    said = f"killed {kill_after:.2f} s after the first checkpoint; " + resumed[resumed.index("resuming from"):][:200]
+    histories = [json.dumps(_history(d / "ppo"), sort_keys=True) for d in (killed, whole)]  # key order aside
+    assert histories[0] == histories[1], said
+    for name in ("eval_results.json", "adapter_model.safetensors"):
+        assert (killed / "ppo" / name).read_bytes() == (whole / "ppo" / name).read_bytes(), f"{name}: {said}"

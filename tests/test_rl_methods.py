@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+import transformers
 from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
@@ -158,3 +159,37 @@ def test_rl_stages_refuse_a_reward_model_below_min_reward_accuracy(models, tmp_p
         ppo.main(*parse_config(TYPES, config(tmp_path, (sft, stage / "merged"), min_reward_accuracy=0.6)))
     assert rl.check_reward_accuracy(str(stage / "merged"), 0.5) == 0.52  # passes at a lower bar
     assert rl.check_reward_accuracy(str(reward), 0.99) is None  # no reward stage beside it: nothing to check
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(method, models, tmp_path, monkeypatch):
+    """Interrupted after its checkpoint at step 2 of 4, rerun: it goes on from there (the Trainer's own resume),
+    with the gold checks it had made, and logs what an uninterrupted run logs."""
+    settings = {"max_steps": 4, "save_strategy": "steps", "save_steps": 2}
+
+    class Stop(transformers.TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise _Killed
+
+    (tmp_path / "whole").mkdir()
+    METHODS[method][0].main(*parsed(method, tmp_path / "whole", models, **settings))
+    monitors = rl.gold_monitors
+    monkeypatch.setattr(rl, "gold_monitors", lambda *args, **kw: [*monitors(*args, **kw), Stop()])
+    with pytest.raises(_Killed):
+        METHODS[method][0].main(*parsed(method, tmp_path, models, **settings))
+    monkeypatch.setattr(rl, "gold_monitors", monitors)
+    METHODS[method][0].main(*parsed(method, tmp_path, models, **settings))
+    # not carried over by the Trainer: TRL's token counter, and train_loss (averaged over this process's steps)
+    # and the wall clock
+    later = ("num_tokens", "train_loss", "step_time", "train_runtime", "train_samples_per_second",
+             "train_steps_per_second")
+    histories = [[{k: v for k, v in row.items() if k not in later}
+                  for row in json.loads((d / method / "log_history.json").read_text())]
+                 for d in (tmp_path, tmp_path / "whole")]
+    assert [row["step"] for row in histories[0] if "gold/score" in row] == [0, 2, 4]
+    assert json.dumps(histories[0], sort_keys=True) == json.dumps(histories[1], sort_keys=True)

@@ -25,6 +25,7 @@ from transformers import (
     TrainerCallback,
     set_seed,
 )
+from transformers.trainer_callback import ExportableState
 from trl import ScriptArguments, get_peft_config, get_quantization_config
 
 from recipes.common import hub, run_dir
@@ -175,12 +176,13 @@ class AdapterOff:
             return self.policy(**inputs)
 
 
-class GoldMonitor(TrainerCallback):
+class GoldMonitor(TrainerCallback, ExportableState):
     """Logs the gold score, reward-model score and length of the policy's greedy responses to held-out prompts, and
     the KL to SFT of its samples on them (LoRA policies), before training and every `every` steps on the log that
     carries `trigger` (a key the trainer logs each step), and at the end says whether the gold score fell while the
     reward-model score rose. The same held-out measure for every method: gold and reward-model score against KL is
-    the overoptimization picture (`recipes.arena` plots it)."""
+    the overoptimization picture (`recipes.arena` plots it). Its checks are saved with each checkpoint
+    (`trainer_state.json`) and taken back by a resumed run, which does not check again at its start."""
 
     def __init__(self, tokenizer, world: ToyWorld, tasks, reward_model, every: int, max_new_tokens: int,
                  trigger: str = "loss"):
@@ -211,7 +213,14 @@ class GoldMonitor(TrainerCallback):
         self.checks.append((step, result["scores"], rm))
         return metrics
 
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"checks": self.checks}}
+
     def on_train_begin(self, args, state, control, model=None, **kwargs):
+        saved = state.stateful_callbacks.get(type(self).__name__)
+        if state.global_step > 0 and saved:  # resumed: the checks so far are in the checkpoint
+            self.checks = [tuple(check) for check in saved["attributes"]["checks"]]
+            return
         state.log_history.append({"step": 0, "episode": 0, **self.measure(model, 0)})
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
@@ -339,7 +348,7 @@ def run_stage(spec: Finish, build, script_args: RLArguments, training_args, mode
     run_dir.save_config(out, script_args, training_args, model_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     trainer = build(script_args, training_args, model_args)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=run_dir.last_checkpoint(out))  # a killed run goes on from its last save
     return finish(trainer, spec, script_args, training_args, model_args, paths, out, push, max_new_tokens)
 
 

@@ -42,7 +42,8 @@ def start_stage(output_dir: str | os.PathLike) -> Path:
 
 
 def save_config(output_dir: str | os.PathLike, *configs, name: str = "config.yaml") -> Path:
-    """Write the resolved arguments as one flat YAML file that `--config` reads back."""
+    """Write the resolved arguments as one flat YAML file that `--config` reads back. Checkpoints written under
+    other arguments are removed first: resuming from them would mix two runs."""
     resolved: dict = {}
     for config in configs:
         # TrainingArguments.to_dict turns nested configs back into what the parser takes
@@ -50,8 +51,12 @@ def save_config(output_dir: str | os.PathLike, *configs, name: str = "config.yam
         for f in dataclasses.fields(config):
             if f.init and not f.name.startswith("_") and f.name not in SECRETS:
                 resolved[f.name] = _plain(values[f.name])
-    path = Path(output_dir) / name
-    path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    path, text = Path(output_dir) / name, yaml.safe_dump(resolved, sort_keys=False)
+    stale = sorted(Path(output_dir).glob("checkpoint-*")) if path.is_file() and path.read_text() != text else []
+    for checkpoint in stale:
+        print(f"removing {checkpoint}: written with other settings than {path} now holds; training starts over")
+        shutil.rmtree(checkpoint)
+    path.write_text(text)
     return path
 
 
