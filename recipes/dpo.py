@@ -41,7 +41,8 @@ class DPOScriptArguments(rl.RLArguments, rl.PolicyPaths):
 def build_trainer(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig) -> DPOTrainer:
     set_seed(training_args.seed)  # before the adapter's random init
     tokenizer = AutoTokenizer.from_pretrained(script_args.sft_model_path)
-    raw = load_any(script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split)
+    raw = load_any(script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split,
+                   script_args.invalid_rows)
     pairs, report = to_preference(raw, f"{script_args.dataset_name} [{script_args.dataset_train_split}]",
                                   script_args.invalid_rows)
     print(f"{script_args.dataset_name} [{script_args.dataset_train_split}]: {report}")

@@ -35,7 +35,7 @@ from trl import ModelConfig, RewardConfig, RewardTrainer, ScriptArguments, get_p
 from recipes.common import hub, run_dir
 from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
 from recipes.common.cli import parse_config
-from recipes.common.data import load_any
+from recipes.common.data import check_fit, load_any
 from recipes.common.formats import to_preference
 from recipes.common.generation import conversation_ids, reward_scores
 
@@ -46,13 +46,15 @@ class RewardScriptArguments(ScriptArguments):
     max_eval_pairs: int = field(default=2000, metadata={"help": "Test pairs scored for eval_results.json."})
     trainable_token_embeddings: list[str] | None = field(default=None, metadata={
         "help": "Tokens whose embedding rows train beside the adapter; 'all' for every row."})
+    max_dropped_fraction: float = field(default=0.1, metadata={
+        "help": "Refuse to train when max_length would drop more than this fraction of the training pairs."})
     standardize_scores: bool = field(default=True, metadata={
         "help": "Rescale the score head so that scores of the test responses have standard deviation 1."})
 
 
 def load_pairs(args: RewardScriptArguments, split: str, tokenizer) -> tuple[Dataset, list | None]:
     """Tokenized pairs of a split, and the gold scores of each pair where the data has them (the toy world)."""
-    raw = load_any(args.dataset_name, args.dataset_config, split)
+    raw = load_any(args.dataset_name, args.dataset_config, split, args.invalid_rows)
     pairs, report = to_preference(raw, f"{args.dataset_name} [{split}]", args.invalid_rows)
     print(f"{args.dataset_name} [{split}]: {report}")
     gold = None
@@ -153,6 +155,8 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     train, _ = load_pairs(script_args, script_args.dataset_train_split, tokenizer)
     test, gold = load_pairs(script_args, script_args.dataset_test_split, tokenizer)
+    fit = check_fit("training pairs", [max(len(c), len(r)) for c, r in zip(train["chosen_ids"], train["rejected_ids"])],
+                    training_args.max_length, script_args.max_dropped_fraction)  # TRL drops longer pairs unsaid
     out = run_dir.start_stage(training_args.output_dir)  # the data is read and valid: from here on, outputs
     run_dir.save_config(out, script_args, training_args, model_args)
 
@@ -181,6 +185,7 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     plot_scores(out / "scores.png", scores[:metrics["pairs"]], scores[metrics["pairs"]:])
     standardized = script_args.standardize_scores
     metrics["score_divided_by"] = standardize(model, scores, out, Path(merged)) if standardized else 1.0
+    metrics["training_pairs_max_length"] = fit
     print(json.dumps(metrics, indent=2))
     (out / "eval_results.json").write_text(json.dumps(metrics, indent=2))
     run_dir.mark_complete(out, "reward", metrics)

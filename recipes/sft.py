@@ -30,7 +30,7 @@ from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_co
 from recipes.common import hub, run_dir
 from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
 from recipes.common.cli import parse_config
-from recipes.common.data import load_any
+from recipes.common.data import check_fit, load_any
 from recipes.common.formats import to_prompt_completion, to_sft
 from recipes.common.gold import gold_eval
 from recipes.toy import Demonstrator, WorldArguments
@@ -39,6 +39,8 @@ from recipes.toy import Demonstrator, WorldArguments
 @dataclass
 class SFTScriptArguments(ScriptArguments, WorldArguments):
     invalid_rows: str = field(default="error", metadata={"help": "'error' or 'skip' malformed rows."})
+    max_dropped_fraction: float = field(default=0.1, metadata={
+        "help": "Refuse to train when max_length would leave no reply in more than this fraction of examples."})
     trainable_token_embeddings: list[str] | None = field(default=None, metadata={
         "help": "Tokens whose embedding rows train beside the LoRA adapter (tied to the output layer), e.g. chat "
                 "tokens the base model never saw such as <|im_start|> and <|im_end|>; 'all' for every row. Needs "
@@ -67,15 +69,24 @@ def demonstrations(args: SFTScriptArguments) -> Dataset:
     ])
 
 
-def load_demonstrations(args: SFTScriptArguments, training_args: SFTConfig) -> Dataset:
+def load_demonstrations(args: SFTScriptArguments, training_args: SFTConfig, tokenizer) -> tuple[Dataset, dict]:
+    """The conversations to train on, and what max_length does to them (checked before training: the trainer
+    truncates each from its start, so an example whose prompt fills max_length has no reply left to learn)."""
     if args.dataset_name is None:
         dataset = demonstrations(args)
         print(f"toy world: {len(dataset)} demonstrations")
     else:
-        raw = load_any(args.dataset_name, args.dataset_config, args.dataset_train_split)
+        raw = load_any(args.dataset_name, args.dataset_config, args.dataset_train_split, args.invalid_rows)
         dataset, report = to_sft(raw, args.dataset_name, args.invalid_rows)
         print(f"{args.dataset_name}: {report}")
-    return dataset if training_args.assistant_only_loss else to_prompt_completion(dataset)
+    fit = {}
+    if tokenizer.chat_template is not None:
+        def length(messages, prompt):
+            return len(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=prompt,
+                                                     return_dict=True)["input_ids"])
+        fit = check_fit("examples", [length(row, False) for row in dataset["messages"]], training_args.max_length,
+                        args.max_dropped_fraction, dropped_from=[length(row[:-1], True) for row in dataset["messages"]])
+    return (dataset if training_args.assistant_only_loss else to_prompt_completion(dataset)), fit
 
 
 def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> dict:
@@ -100,10 +111,11 @@ def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> d
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     run_dir.check_input(model_args.model_name_or_path, "model_name_or_path", "causal_lm")
-    out = run_dir.start_stage(training_args.output_dir)
+    dataset, fit = load_demonstrations(script_args, training_args,
+                                       AutoTokenizer.from_pretrained(model_args.model_name_or_path))
+    out = run_dir.start_stage(training_args.output_dir)  # the data is read and fits: from here on, outputs
     run_dir.save_config(out, script_args, training_args, model_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
-    dataset = load_demonstrations(script_args, training_args)
     training_args.model_init_kwargs = model_init_kwargs(model_args)
     peft_config = with_trainable_tokens(get_peft_config(model_args), model_args.model_name_or_path,
                                         script_args.trainable_token_embeddings)
@@ -118,7 +130,8 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     dataset_name = script_args.dataset_name or "toy-world demonstrations"
     trainer.create_model_card(model_name=out.name, dataset_name=dataset_name, tags=["rlhf-recipes", "sft", "lora"])
     run_dir.plot_losses(out, trainer.state.log_history, "SFT loss")
-    metrics = {"train_loss": trainer.state.log_history[-1].get("train_loss"), "examples": len(dataset)}
+    metrics = {"train_loss": trainer.state.log_history[-1].get("train_loss"), "examples": len(dataset),
+               "max_length": fit}
     if script_args.dataset_name is None and script_args.num_eval_prompts:
         metrics["gold"] = evaluate_on_toy_world(script_args, model_args.model_name_or_path, out / "merged", out)
         (out / "eval_results.json").write_text(json.dumps(metrics["gold"], indent=2))

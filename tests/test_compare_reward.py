@@ -179,9 +179,17 @@ def test_reward_scores_are_standardized_on_the_test_responses(reward_run, compar
 
 @pytest.mark.skipif(not (SHARED_DATA / "hh-rlhf").exists(), reason="../shared/data is absent")
 def test_reward_model_trains_on_hh_rlhf_sample(tiny_base, tmp_path):
-    metrics, out = run_reward(tmp_path, tiny_base, SHARED_DATA / "hh-rlhf" / "harmless-base-test.jsonl.gz",
-                              invalid_rows="skip", dataset_test_split="train", max_eval_pairs=16, max_steps=2)
+    """With the tiny model's tokenizer most hh-rlhf pairs are longer than max_length 256: TRL drops them unsaid, so
+    the stage refuses before it starts, naming the key and the counts, unless told how many it may drop."""
+    sample = SHARED_DATA / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+    settings = {"invalid_rows": "skip", "dataset_test_split": "train", "max_eval_pairs": 16, "max_steps": 2}
+    with pytest.raises(ValueError, match=r"max_length: 256 drops \d+ of \d+ training pairs .* raise max_length"):
+        run_reward(tmp_path, tiny_base, sample, **settings)
+    assert not (tmp_path / "reward").exists()
+    metrics, out = run_reward(tmp_path, tiny_base, sample, **settings, max_dropped_fraction=0.9)
     assert run_dir.is_complete(out) and metrics["pairs"] == 16
+    fit = metrics["training_pairs_max_length"]
+    assert 0 < fit["dropped_by_max_length"] < fit["rows"] and fit["cut_by_max_length"] == 0
 
 
 def test_reward_model_can_be_the_labeler(sft_model, reward_run, tmp_path):

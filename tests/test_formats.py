@@ -1,6 +1,7 @@
 """Every supported dataset layout converts to TRL's conversational format; malformed rows are named."""
 
 import json
+import re
 
 import pytest
 from datasets import Dataset, DatasetDict
@@ -122,3 +123,30 @@ def test_a_slice_of_a_split_loads_from_a_file_and_from_a_saved_dataset(tmp_path)
         first, second = load_any(source, None, "train[:50%]"), load_any(source, None, "train[50%:]")
         assert first["prompt"] == [f"q{i}" for i in range(5)] and second["prompt"] == [f"q{i}" for i in range(5, 10)]
     assert len(load_any(str(tmp_path / "saved"), None, "test")) == 2
+
+
+@pytest.mark.parametrize("layout", ["prompt_completion", "messages"])
+def test_one_odd_value_in_a_jsonl_column_is_named_by_line_and_field_and_skipped_alone(tmp_path, layout):
+    """datasets' JSON builder retyped a column holding one number among strings: every "3." read back as 3.0, the
+    error named row 1, and invalid_rows: skip dropped every row for one bad one."""
+    def row(i, answer):
+        if layout == "messages":
+            return {"messages": [{"role": "user", "content": f"What is {i} + 1?"},
+                                 {"role": "assistant", "content": answer}]}
+        return {"prompt": f"What is {i} + 1?", "completion": answer}
+
+    rows = [row(i, f"{i + 1}.") for i in range(22)]
+    rows[7] = row(7, 8)  # a number where every other row has text
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    field = "completion" if layout == "prompt_completion" else "messages[].content"
+    with pytest.raises(ValueError, match=rf"data.jsonl: line 8: field '{re.escape(field)}' is a number where the "
+                                         r"other rows have text; fix the row .*invalid_rows: skip"):
+        load_any(str(path))
+    dataset, report = to_sft(load_any(str(path), invalid_rows="skip"), str(path), "skip")
+    assert report.rows_in == 22 and report.rows_out == 21 and sum(report.skipped.values()) == 1
+    assert [r["messages"][-1]["content"] for r in dataset][:8] == ["1.", "2.", "3.", "4.", "5.", "6.", "7.", "9."]
+    rows[7] = row(7, "8.")
+    path.write_text("\n".join(json.dumps(r) for r in rows[:10]) + "\n{not json\n")
+    with pytest.raises(ValueError, match="data.jsonl: line 11: not valid JSON"):
+        load_any(str(path))

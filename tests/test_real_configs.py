@@ -23,7 +23,8 @@ SMOLLM2_TINY = {"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers":
                 "max_position_embeddings": 512}
 CPU = {"bf16": False, "dtype": "float32", "max_steps": 2, "per_device_train_batch_size": 2,
        "gradient_accumulation_steps": 1, "max_length": 192, "logging_steps": 1, "save_steps": 100,
-       "report_to": "none", "dataloader_pin_memory": False}
+       "report_to": "none", "dataloader_pin_memory": False,
+       "max_dropped_fraction": 0.95}  # the tiny tokenizer makes most hh-rlhf pairs longer than 192 tokens
 
 PPO_CPU = {"bf16": False, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2, "total_episodes": 8,
            "local_rollout_forward_batch_size": 4, "response_length": 8, "num_ppo_epochs": 1,

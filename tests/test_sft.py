@@ -95,3 +95,19 @@ def test_an_output_dir_that_is_the_input_model_is_refused_and_the_input_left_who
     with pytest.raises(ValueError, match=rf"output_dir: {re.escape(str(out))} would write over model_name_or_path"):
         sft.main(*parse_config((sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig), ["--config", str(config)]))
     assert (out / "stage.json").read_text() == marker
+
+
+def test_examples_max_length_leaves_no_reply_in_are_counted_and_capped(tiny_base, tmp_path):
+    """The trainer truncates from the start: an example whose prompt fills max_length has no reply left and
+    trains nothing, yet stage.json used to count it. Too many such examples stop the stage before it writes."""
+    rows = [{"prompt": "Tell me about the sky. " * (20 if i < 3 else 1), "completion": f"It is blue {i}."}
+            for i in range(12)]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match=r"max_length: 96 drops 3 of 12 examples \(25%\), more than "
+                                         r"max_dropped_fraction=0.1: raise max_length"):
+        run_sft(tmp_path, tiny_base, dataset_name=str(data), num_eval_prompts=0)
+    assert not (tmp_path / "sft").exists()
+    out, metrics = run_sft(tmp_path, tiny_base, dataset_name=str(data), num_eval_prompts=0, max_dropped_fraction=0.5)
+    assert metrics["max_length"] == {"rows": 12, "dropped_by_max_length": 3, "cut_by_max_length": 0}
+    assert json.loads((out / "stage.json").read_text())["metrics"]["max_length"]["dropped_by_max_length"] == 3

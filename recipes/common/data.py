@@ -1,8 +1,17 @@
 """Loading datasets from wherever users keep them: a Hub id, local JSON/JSONL/CSV/Parquet/text files, or a
-directory written by `Dataset.save_to_disk`."""
+directory written by `Dataset.save_to_disk`.
+
+Local JSON and JSONL files are read row by row with Python's own `json`, not by `datasets`' JSON builder: given one
+number among a column of strings, that builder retypes the whole column (every "2." then reads back as 2.0, and
+every row is reported wrong). Here each value keeps its type, and a value whose type differs from the rest of its
+column is named by line and field; with `invalid_rows: skip` it is blanked, so that its row alone is dropped.
+"""
 
 from __future__ import annotations
 
+import gzip
+import json
+from collections import Counter
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, ReadInstruction, concatenate_datasets, load_dataset, load_from_disk
@@ -10,18 +19,13 @@ from datasets import Dataset, DatasetDict, ReadInstruction, concatenate_datasets
 _BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 
 
-def load_any(name: str, config: str | None = None, split: str = "train") -> Dataset:
+def load_any(name: str, config: str | None = None, split: str = "train", invalid_rows: str = "error") -> Dataset:
     path = Path(name)
     if path.is_dir() and any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
         loaded = load_from_disk(str(path))
         if not isinstance(loaded, DatasetDict):
             return loaded
-        if "[" not in split:
-            return loaded[split]
-        # a slice of a split, "train[:60%]", as load_dataset reads it
-        sizes = {name: len(d) for name, d in loaded.items()}
-        parts = ReadInstruction.from_spec(split).to_absolute(sizes)
-        return concatenate_datasets([loaded[p.splitname].select(range(p.from_, p.to)) for p in parts])
+        return loaded[split] if "[" not in split else _slice(loaded, split)
     suffix = "".join(s for s in path.suffixes if s in _BUILDERS) or path.suffix
     if path.is_file() or (suffix in _BUILDERS and "*" in name):
         if suffix not in _BUILDERS:
@@ -32,10 +36,99 @@ def load_any(name: str, config: str | None = None, split: str = "train") -> Data
             raise ValueError(f"{name} is one file, so its only split is 'train', not {split!r}: to hold rows out, "
                              "split it by slices (e.g. train[:90%] to train on and train[90%:] to test on), or give "
                              "a directory written by save_to_disk with a test split")
+        if _BUILDERS[suffix] == "json" and path.is_file() and path.suffix in (".json", ".jsonl", ".gz"):
+            return _slice(DatasetDict(train=_read_json(path, invalid_rows)), f"train{part}")
         return load_dataset(_BUILDERS[suffix], data_files=name, split=f"train{part}")
     if path.suffix in _BUILDERS or name.startswith((".", "/")):
         raise FileNotFoundError(f"{name}: no such file or directory")
     return load_dataset(name, config, split=split)  # a Hub dataset id
+
+
+def check_fit(what: str, lengths: list[int], max_length: int | None, max_dropped_fraction: float,
+              dropped_from: list[int] | None = None) -> dict:
+    """Say, before training, what `max_length` does to the data: rows whose `lengths` (tokens) exceed it are cut
+    short, or dropped by the trainer; with `dropped_from` (SFT: the prompt's length), a row is dropped when that
+    alone fills max_length (truncation leaves no reply to learn). More than `max_dropped_fraction` of the rows
+    dropped (or all of them) is refused, naming the key to change. Returns the counts for stage.json."""
+    if max_length is None or not lengths:
+        return {"rows": len(lengths), "dropped_by_max_length": 0, "cut_by_max_length": 0}
+    if dropped_from is None:  # the trainer drops what is longer
+        dropped, cut = sum(n > max_length for n in lengths), 0
+    else:  # the trainer cuts what is longer; what is cut before its reply is as good as dropped
+        dropped = sum(p >= max_length for p in dropped_from)
+        cut = sum(n > max_length > p for n, p in zip(lengths, dropped_from))
+    counts = {"rows": len(lengths), "dropped_by_max_length": dropped, "cut_by_max_length": cut}
+    print(f"max_length={max_length}: of {len(lengths)} {what}, {dropped} dropped (too long to train on), {cut} cut "
+          f"short; the longest has {max(lengths)} tokens")
+    if dropped == len(lengths) or dropped > max_dropped_fraction * len(lengths):
+        raise ValueError(f"max_length: {max_length} drops {dropped} of {len(lengths)} {what} "
+                         f"({dropped / len(lengths):.0%}), more than max_dropped_fraction={max_dropped_fraction}: "
+                         f"raise max_length (the longest has {max(lengths)} tokens), filter out the long rows, or "
+                         "raise max_dropped_fraction")
+    return counts
+
+
+def _slice(splits: DatasetDict, split: str) -> Dataset:
+    """A split, or a slice of splits ("train[:60%]"), as load_dataset reads it."""
+    if "[" not in split:
+        return splits[split]
+    parts = ReadInstruction.from_spec(split).to_absolute({name: len(d) for name, d in splits.items()})
+    return concatenate_datasets([splits[p.splitname].select(range(p.from_, p.to)) for p in parts])
+
+
+def _kind(value) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list",
+            dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _leaves(value, path: str):
+    """(path, kind) of every value inside `value`; list items share their list's path ("messages[].content")."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        yield path, "a list"
+        for item in value:
+            yield from _leaves(item, f"{path}[]")
+    elif value is not None:
+        yield path, _kind(value)
+
+
+def _read_json(path: Path, invalid_rows: str) -> Dataset:
+    """A JSON (a list of objects) or JSONL file as a Dataset whose values keep their types; see the docstring."""
+    text = (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")).read()
+    if text.lstrip().startswith("["):
+        rows, lines = json.loads(text), None
+    else:
+        rows, lines = [], []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}: line {number}: not valid JSON ({error.msg}); fix the line") from None
+                lines.append(number)
+    where = [f"line {n}" for n in lines] if lines else [f"row {i}" for i in range(1, len(rows) + 1)]
+    for row, place in zip(rows, where):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: {place}: expected an object of fields, got {_kind(row)}")
+    kinds: dict[str, Counter] = {}
+    for row in rows:
+        for key, value in row.items():
+            for leaf, kind in set(_leaves(value, key)):
+                kinds.setdefault(leaf, Counter())[kind] += 1
+    for row, place in zip(rows, where):
+        for key in list(row):
+            odd = next(((leaf, kind) for leaf, kind in _leaves(row[key], key)
+                        if kinds[leaf].most_common(1)[0][0] != kind), None)
+            if odd is None:
+                continue
+            if invalid_rows != "skip":
+                raise ValueError(f"{path}: {place}: field '{odd[0]}' is {odd[1]} where the other rows have "
+                                 f"{kinds[odd[0]].most_common(1)[0][0]}; fix the row (quote text as a JSON "
+                                 "string), or set invalid_rows: skip to drop such rows")
+            row[key] = None  # the row fails its format check and is dropped and counted there
+    return Dataset.from_list(rows)
 
 
 def load_prompts(name: str, config: str | None, split: str, column: str = "prompt",
