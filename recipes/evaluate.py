@@ -90,8 +90,9 @@ def main(args: EvaluateArguments) -> dict:
         if not in_repo.is_file():
             raise FileNotFoundError(f"llm_judge_template: {args.llm_judge_template} does not exist")
         args.llm_judge_template = str(in_repo)
+    # the report is written after every model is evaluated: a directory it cannot go to is said now
+    report_dir = run_dir.check_writable(args.report_dir or Path(args.output_dir).parent, "report_dir")
     out = run_dir.start_stage(args.output_dir)
-    report_dir = Path(args.report_dir) if args.report_dir else out.parent
     run_dir.save_config(out, args)
     world = None if args.dataset_name else args.world()
     if world is not None:

@@ -156,3 +156,11 @@ def test_a_stage_redone_or_changed_redoes_exactly_the_stages_that_read_it(tmp_pa
     assert f"reward: redone from scratch, built from other inputs (its config {reward_config} changed)" \
         in capsys.readouterr().out
     assert redone() == set()
+
+
+def test_a_report_dir_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(PermissionError, match=r"report_dir: cannot write in .*a_file/reports .*choose a directory"):
+        run_dir.check_writable(tmp_path / "a_file" / "reports", "report_dir")
+    assert run_dir.check_writable(tmp_path / "new" / "reports", "report_dir").is_dir()
+    assert list((tmp_path / "new" / "reports").iterdir()) == []  # the probe leaves nothing behind

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -144,6 +145,20 @@ def check_input(path: str | None, key: str, kind: str | None = None) -> None:
         architectures = json.loads((p / "config.json").read_text()).get("architectures") or []
         if architectures and not any(a.endswith(suffix) for a in architectures):
             raise ValueError(f"{key}: {path} is a {architectures[0]}, not {wanted}; point {key} at one")
+
+
+def check_writable(directory: str | os.PathLike, key: str) -> Path:
+    """Make sure files can be written in `directory` (made if missing) before any work is done, rather than fail
+    after it; by trying, since permissions alone do not tell (a read-only file system, a path under a file)."""
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise PermissionError(f"{key}: cannot write in {directory} ({error.strerror}); choose a directory you can "
+                              f"write to for {key}") from None
+    return path
 
 
 def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
