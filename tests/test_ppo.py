@@ -148,12 +148,12 @@ def _run_ppo(args, log, kill_after=None):
     run = subprocess.Popen([sys.executable, "-m", "recipes.ppo", *args], cwd=ROOT, stdout=log, stderr=log)
     out = Path(yaml.safe_load(Path(args[1]).read_text())["output_dir"])
     deadline, times = time.time() + 300, {}
-    while run.poll() is None and len(times) < 2 and time.time() < deadline:
+    while run.poll() is None and (len(times) < 2 or kill_after is not None) and time.time() < deadline:
         for step in {2, 12} - set(times):
             if (out / f"checkpoint-{step}/trainer_state.json").exists():
                 times[step] = time.time()
-        if kill_after is not None and 2 in times and time.time() >= times[2] + kill_after:
-            run.kill()
+        if kill_after is not None and 2 in times and (time.time() >= times[2] + kill_after or 12 in times):
+            run.kill()  # at the drawn time, or at the latest when training is over (a slower machine)
         time.sleep(0.02)
     assert run.wait() == (0 if kill_after is None else -9), Path(log.name).read_text()[-3000:]
     return times[12] - times[2] if len(times) == 2 else None

@@ -1,6 +1,7 @@
 """Stage 0: the tokenizer's special tokens and template, and a pretraining smoke run."""
 
 import json
+import shutil
 
 import pytest
 from datasets import Dataset
@@ -61,15 +62,15 @@ def test_rerun_after_a_kill_resumes_and_completes(tiny_base, tmp_path):
     from tests.conftest import TINY_PRETRAIN, write_yaml
 
     out = tmp_path / "model"
-    config = write_yaml(tmp_path / "c.yaml", {**TINY_PRETRAIN, "output_dir": str(out), "max_steps": 4})
+    config = write_yaml(tmp_path / "c.yaml", {**TINY_PRETRAIN, "output_dir": str(out), "max_steps": 6})
     pretrain.main(*parse_config((pretrain.PretrainArguments, pretrain.TrainingArguments), ["--config", str(config)]))
-    (out / "stage.json").unlink()  # as if killed after the checkpoint at step 4
+    (out / "stage.json").unlink()  # as if killed after the checkpoint at step 4 (the same config: it resumes)
+    shutil.rmtree(out / "checkpoint-6")
     assert not run_dir.is_complete(out)
     state_file = out / "checkpoint-4" / "trainer_state.json"
     state = json.loads(state_file.read_text())
     state["log_history"].append({"step": 4, "marker": "from the checkpoint"})
     state_file.write_text(json.dumps(state))
-    config = write_yaml(tmp_path / "c.yaml", {**TINY_PRETRAIN, "output_dir": str(out), "max_steps": 6})
     metrics = pretrain.main(*parse_config((pretrain.PretrainArguments, pretrain.TrainingArguments),
                                           ["--config", str(config)]))
     assert run_dir.is_complete(out) and metrics["perplexity"] > 0
