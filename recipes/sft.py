@@ -84,8 +84,9 @@ def load_demonstrations(args: SFTScriptArguments, training_args: SFTConfig, toke
         def length(messages, prompt):
             return len(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=prompt,
                                                      return_dict=True)["input_ids"])
-        fit = check_fit("examples", [length(row, False) for row in dataset["messages"]], training_args.max_length,
-                        args.max_dropped_fraction, dropped_from=[length(row[:-1], True) for row in dataset["messages"]])
+        conversations = dataset["messages"]
+        fit = check_fit("examples", [length(row, False) for row in conversations], training_args.max_length,
+                        args.max_dropped_fraction, dropped_from=[length(row[:-1], True) for row in conversations])
     return (dataset if training_args.assistant_only_loss else to_prompt_completion(dataset)), fit
 
 

@@ -96,7 +96,8 @@ def _leaves(value, path: str):
 
 def _read_json(path: Path, invalid_rows: str) -> Dataset:
     """A JSON (a list of objects) or JSONL file as a Dataset whose values keep their types; see the docstring."""
-    text = (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")).read()
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as f:
+        text = f.read()
     if text.lstrip().startswith("["):
         rows, lines = json.loads(text), None
     else:
@@ -117,16 +118,16 @@ def _read_json(path: Path, invalid_rows: str) -> Dataset:
         for key, value in row.items():
             for leaf, kind in set(_leaves(value, key)):
                 kinds.setdefault(leaf, Counter())[kind] += 1
+    usual = {leaf: counts.most_common(1)[0][0] for leaf, counts in kinds.items()}  # each field's kind in most rows
     for row, place in zip(rows, where):
         for key in list(row):
-            odd = next(((leaf, kind) for leaf, kind in _leaves(row[key], key)
-                        if kinds[leaf].most_common(1)[0][0] != kind), None)
+            odd = next(((leaf, kind) for leaf, kind in _leaves(row[key], key) if usual[leaf] != kind), None)
             if odd is None:
                 continue
             if invalid_rows != "skip":
                 raise ValueError(f"{path}: {place}: field '{odd[0]}' is {odd[1]} where the other rows have "
-                                 f"{kinds[odd[0]].most_common(1)[0][0]}; fix the row (quote text as a JSON "
-                                 "string), or set invalid_rows: skip to drop such rows")
+                                 f"{usual[odd[0]]}; fix the row (quote text as a JSON string), or set "
+                                 "invalid_rows: skip to drop such rows")
             row[key] = None  # the row fails its format check and is dropped and counted there
     return Dataset.from_list(rows)
 

@@ -21,7 +21,7 @@ from transformers import TrainerCallback
 from trl.experimental.ppo import PPOTrainer
 from trl.experimental.ppo.ppo_trainer import OnlineTrainerState
 
-WEIGHTS, DATA_ORDER = "trainable.safetensors", "data_order.pt"
+WEIGHTS = "trainable.safetensors"
 
 
 class ShuffleRecorder:
@@ -90,6 +90,10 @@ class ResumablePPOTrainer(PPOTrainer):
         finally:
             self.args.num_total_batches, self.resume_from = total, None
 
+    def _data_order(self, folder: Path) -> Path:
+        """Each process's data order, as the Trainer keeps each process's RNG state."""
+        return folder / (f"data_order_{self.args.process_index}.pt" if self.args.world_size > 1 else "data_order.pt")
+
     def _save_checkpoint(self, model, trial):
         folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -97,8 +101,7 @@ class ResumablePPOTrainer(PPOTrainer):
             trained = self.accelerator.unwrap_model(self.model).named_parameters()
             save_file({name: p.detach().cpu().contiguous() for name, p in trained if p.requires_grad},
                       folder / WEIGHTS)
-        rank = f"_{self.args.process_index}" if self.args.world_size > 1 else ""
-        torch.save(self.dataloader.state(), folder / DATA_ORDER.replace(".pt", f"{rank}.pt"))
+        torch.save(self.dataloader.state(), self._data_order(folder))
         super()._save_checkpoint(model, trial)  # writes trainer_state.json last
 
     def restore(self, checkpoint: str) -> None:
@@ -118,8 +121,7 @@ class ResumablePPOTrainer(PPOTrainer):
         saved = OnlineTrainerState.load_from_json(str(folder / "trainer_state.json"))
         for key in ("global_step", "episode", "epoch", "log_history", "total_flos", "stateful_callbacks"):
             setattr(self.state, key, getattr(saved, key))
-        rank = f"_{self.args.process_index}" if self.args.world_size > 1 else ""
-        self.dataloader.replay(torch.load(folder / DATA_ORDER.replace(".pt", f"{rank}.pt"), weights_only=True))
+        self.dataloader.replay(torch.load(self._data_order(folder), weights_only=True))
         self.args.num_total_batches = self.state.max_steps - saved.global_step  # the updates still to do
         print(f"resuming from {checkpoint}: episode {saved.episode} of {self.args.total_episodes} "
               f"(update {saved.global_step} of {self.state.max_steps})")
