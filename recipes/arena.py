@@ -30,7 +30,8 @@ from types import SimpleNamespace
 
 from recipes.common import report as render
 from recipes.common import run_dir
-from recipes.common.cli import ConfigError, parse_config
+from recipes.common.cli import ConfigError, run_main
+from recipes.common.errors import MissingInputError
 from recipes.common.evaluation import run_models
 from recipes.toy import FAMILIES, ToyWorld, WorldArguments
 
@@ -63,7 +64,7 @@ class ArenaArguments(WorldArguments):
             raise ConfigError(f"methods: {unknown or 'none'}; choose from {METHODS}")
         for method in self.methods:
             if not Path(getattr(self, f"{method}_config")).is_file():
-                raise FileNotFoundError(f"{method}_config: {getattr(self, f'{method}_config')} does not exist")
+                raise MissingInputError(f"{method}_config: {getattr(self, f'{method}_config')} does not exist")
 
 
 def command(args: ArenaArguments, method: str) -> list[str]:
@@ -152,7 +153,7 @@ def main(args: ArenaArguments) -> dict:
     run = Path(args.run_dir)
     for stage in ("sft", "compare", "reward"):
         if not run_dir.is_complete(run / stage):
-            raise FileNotFoundError(f"run_dir: {run / stage} is not a complete stage; run the main job first "
+            raise MissingInputError(f"run_dir: {run / stage} is not a complete stage; run the main job first "
                                     "(python -m recipes.pipeline --config configs/tiny/pipeline.yaml)")
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -196,4 +197,4 @@ def main(args: ArenaArguments) -> dict:
 
 
 if __name__ == "__main__":
-    main(*parse_config((ArenaArguments,)))
+    run_main(main, (ArenaArguments,))

@@ -27,7 +27,8 @@ import yaml
 
 from recipes.common import report as render
 from recipes.common import run_dir
-from recipes.common.cli import parse_config
+from recipes.common.cli import run_main
+from recipes.common.errors import ConfigError
 from recipes.toy import WorldArguments
 
 TOY_TASKS = ("toy_facts", "toy_arithmetic")
@@ -52,9 +53,9 @@ class BenchmarkArguments(WorldArguments):
 
     def __post_init__(self):
         if not self.models:
-            raise ValueError("models: name at least one model directory or Hub id")
+            raise ConfigError("models: name at least one model directory or Hub id")
         if not self.tasks:
-            raise ValueError("tasks: name at least one lm-eval task")
+            raise ConfigError("tasks: name at least one lm-eval task")
 
 
 def model_name(path: str) -> str:
@@ -167,4 +168,4 @@ def main(args: BenchmarkArguments) -> dict:
 
 
 if __name__ == "__main__":
-    main(*parse_config((BenchmarkArguments,)))
+    run_main(main, (BenchmarkArguments,))

@@ -34,8 +34,9 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from recipes.common import hub, labeling, run_dir
-from recipes.common.cli import parse_config
+from recipes.common.cli import run_main
 from recipes.common.data import load_prompts as dataset_prompts
+from recipes.common.errors import ConfigError, InputError
 from recipes.common.generation import chat_texts, generate, reward_scores
 from recipes.toy import DEFAULT_LABELER_TEMPERATURE, GoldLabeler, WorldArguments
 
@@ -74,18 +75,18 @@ class CompareArguments(WorldArguments):
 
     def __post_init__(self):
         if self.labeler not in LABELERS:
-            raise ValueError(f"labeler: {self.labeler!r} is not one of {LABELERS}")
+            raise ConfigError(f"labeler: {self.labeler!r} is not one of {LABELERS}")
         if self.labeler == "reward_model" and not self.reward_model:
-            raise ValueError("labeler: reward_model needs reward_model: <path or Hub id>")
+            raise ConfigError("labeler: reward_model needs reward_model: <path or Hub id>")
         if self.labeler in ("gold", "noisy") and self.dataset_name:
-            raise ValueError(f"labeler: {self.labeler} knows only the toy world's prompts; unset dataset_name or "
+            raise ConfigError(f"labeler: {self.labeler} knows only the toy world's prompts; unset dataset_name or "
                              "use labeler: human or reward_model")
         if self.labeler == "human" and not (self.labeling_file or self.rankings_file):
-            raise ValueError("labeler: human needs labeling_file (to export) or rankings_file (to import)")
+            raise ConfigError("labeler: human needs labeling_file (to export) or rankings_file (to import)")
         if self.judge_prompts < 0:
-            raise ValueError(f"judge_prompts: {self.judge_prompts} must be 0 (no judge) or more")
+            raise ConfigError(f"judge_prompts: {self.judge_prompts} must be 0 (no judge) or more")
         if self.responses_per_prompt < 2:
-            raise ValueError("responses_per_prompt must be at least 2")
+            raise ConfigError("responses_per_prompt must be at least 2")
 
 
 def load_prompts(args: CompareArguments) -> list[str]:
@@ -120,7 +121,7 @@ def judge_start(args: CompareArguments, prompts: list[str]) -> int:
     """The index of the first of the judge's prompts, which come last."""
     first = len(prompts) - args.judge_prompts
     if args.judge_prompts and first < 1:
-        raise ValueError(f"judge_prompts: {args.judge_prompts} leaves none of the {len(prompts)} prompts for the "
+        raise ConfigError(f"judge_prompts: {args.judge_prompts} leaves none of the {len(prompts)} prompts for the "
                          "policy's reward model; lower judge_prompts or give more prompts")
     return first
 
@@ -136,7 +137,7 @@ def split_pairs(args: CompareArguments, prompts, responses, rankings, ids, gold,
                                                           args.labeler == "gold")) for split, part in splits.items()})
     for split, dataset in data.items():
         if len(dataset) == 0:
-            raise ValueError(f"compare: the {split} split of {name} has no pairs ({len(splits[split])} prompts, their "
+            raise InputError(f"compare: the {split} split of {name} has no pairs ({len(splits[split])} prompts, their "
                              "responses identical or, for the gold labeler, equally good): the reward model could not "
                              "train or be tested on it; raise num_prompts (or judge_prompts), test_fraction or "
                              "temperature")
@@ -216,4 +217,4 @@ def main(args: CompareArguments) -> dict:
 
 
 if __name__ == "__main__":
-    main(*parse_config((CompareArguments,)))
+    run_main(main, (CompareArguments,))

@@ -21,7 +21,7 @@ from trl import DPOConfig, DPOTrainer, ModelConfig, get_peft_config, get_quantiz
 
 from recipes.common import rl, run_dir
 from recipes.common.adapters import model_init_kwargs
-from recipes.common.cli import ConfigError, parse_config
+from recipes.common.cli import ConfigError, run_main
 from recipes.common.data import load_any
 from recipes.common.formats import to_preference
 
@@ -66,4 +66,4 @@ def main(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: 
 
 
 if __name__ == "__main__":
-    main(*parse_config((DPOScriptArguments, DPOConfig, ModelConfig)))
+    run_main(main, (DPOScriptArguments, DPOConfig, ModelConfig))

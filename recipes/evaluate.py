@@ -37,8 +37,9 @@ from pathlib import Path
 
 from recipes.common import report as render
 from recipes.common import run_dir
-from recipes.common.cli import parse_config
+from recipes.common.cli import run_main
 from recipes.common.data import load_prompts
+from recipes.common.errors import ConfigError, MissingInputError
 from recipes.common.evaluation import judge_models, ladder, run_models
 from recipes.toy import WorldArguments
 
@@ -77,7 +78,7 @@ class EvaluateArguments(WorldArguments):
 
 def main(args: EvaluateArguments) -> dict:
     if not args.sft_model:
-        raise ValueError("sft_model is not set: the report compares every model with SFT")
+        raise ConfigError("sft_model is not set: the report compares every model with SFT")
     kinds = {"sft_model": "causal_lm", "base_model": "causal_lm", "ppo_model": "causal_lm",
              "reward_model": "reward_model", "judge_reward_model": "reward_model", "dataset_name": None}
     for key, kind in kinds.items():
@@ -88,7 +89,7 @@ def main(args: EvaluateArguments) -> dict:
     if args.llm_judge and not Path(args.llm_judge_template).is_file():
         in_repo = Path(__file__).resolve().parents[1] / args.llm_judge_template  # the default, run from elsewhere
         if not in_repo.is_file():
-            raise FileNotFoundError(f"llm_judge_template: {args.llm_judge_template} does not exist")
+            raise MissingInputError(f"llm_judge_template: {args.llm_judge_template} does not exist")
         args.llm_judge_template = str(in_repo)
     # the report is written after every model is evaluated: a directory it cannot go to is said now
     report_dir = run_dir.check_writable(args.report_dir or Path(args.output_dir).parent, "report_dir")
@@ -135,4 +136,4 @@ def main(args: EvaluateArguments) -> dict:
 
 
 if __name__ == "__main__":
-    main(*parse_config((EvaluateArguments,)))
+    run_main(main, (EvaluateArguments,))

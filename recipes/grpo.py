@@ -17,7 +17,7 @@ from __future__ import annotations
 from trl import GRPOConfig, GRPOTrainer, ModelConfig
 
 from recipes.common import rl
-from recipes.common.cli import parse_config
+from recipes.common.cli import run_main
 
 
 def main(script_args: rl.OnlineArguments, training_args: GRPOConfig, model_args: ModelConfig) -> dict:
@@ -25,4 +25,4 @@ def main(script_args: rl.OnlineArguments, training_args: GRPOConfig, model_args:
 
 
 if __name__ == "__main__":
-    main(*parse_config((rl.OnlineArguments, GRPOConfig, ModelConfig)))
+    run_main(main, (rl.OnlineArguments, GRPOConfig, ModelConfig))

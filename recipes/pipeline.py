@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipes.common import run_dir
-from recipes.common.cli import parse_config
+from recipes.common.cli import run_main
+from recipes.common.errors import ConfigError, MissingInputError
 
 STAGES = run_dir.PIPELINE_STAGES
 MODULES = {"judge": "reward"}  # a stage that runs another stage's recipe
@@ -72,13 +73,13 @@ class PipelineArguments:
     def __post_init__(self):
         unknown = sorted(set(self.skip) - set(STAGES))
         if unknown:
-            raise ValueError(f"skip: {unknown} are not stages; choose from {STAGES}")
+            raise ConfigError(f"skip: {unknown} are not stages; choose from {STAGES}")
         if self.base_model and "pretrain" not in self.skip:
             self.skip = [*self.skip, "pretrain"]
         for stage in STAGES:
             config = getattr(self, f"{stage}_config")
             if stage not in self.skip and not Path(config).is_file():
-                raise FileNotFoundError(f"{stage}_config: {config} does not exist")
+                raise MissingInputError(f"{stage}_config: {config} does not exist")
 
 
 def wiring(args: PipelineArguments, stage: str) -> list[str]:
@@ -202,4 +203,4 @@ def main(args: PipelineArguments) -> dict:
 
 
 if __name__ == "__main__":
-    main(*parse_config((PipelineArguments,)))
+    run_main(main, (PipelineArguments,))

@@ -32,7 +32,7 @@ from trl.experimental.ppo import PPOConfig
 
 from recipes.common import rl
 from recipes.common.adapters import model_init_kwargs
-from recipes.common.cli import parse_config
+from recipes.common.cli import run_main
 from recipes.common.generation import chat_texts
 from recipes.common.resume import ResumablePPOTrainer
 
@@ -77,4 +77,4 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
 
 
 if __name__ == "__main__":
-    main(*parse_config((PPOScriptArguments, PPOConfig, ModelConfig)))
+    run_main(main, (PPOScriptArguments, PPOConfig, ModelConfig))

@@ -37,8 +37,9 @@ from transformers import (
 
 from recipes.common import hub, run_dir
 from recipes.common.adapters import check_bf16
-from recipes.common.cli import parse_config
+from recipes.common.cli import run_main
 from recipes.common.data import load_any
+from recipes.common.errors import InputError
 from recipes.common.generation import generate
 from recipes.common.tokenizer import END_OF_TEXT, train_tokenizer
 from recipes.toy import WorldArguments
@@ -76,7 +77,7 @@ def load_documents(args: PretrainArguments, seed: int) -> tuple[list[dict], list
         return world.corpus(args.num_documents), world.corpus(args.num_eval_documents, split="heldout")
     dataset = load_any(args.dataset_name, args.dataset_config, args.dataset_split)
     if args.text_column not in dataset.column_names:
-        raise ValueError(f"{args.dataset_name}: no column '{args.text_column}' (it has {dataset.column_names}); "
+        raise InputError(f"{args.dataset_name}: no column '{args.text_column}' (it has {dataset.column_names}); "
                          "set text_column in the config")
     splits = dataset.train_test_split(test_size=args.num_eval_documents, seed=seed)
     as_docs = lambda d: [{"text": t, "genre": "text"} for t in d[args.text_column] if t and t.strip()]  # noqa: E731
@@ -194,4 +195,4 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
 
 
 if __name__ == "__main__":
-    main(*parse_config((PretrainArguments, TrainingArguments)))
+    run_main(main, (PretrainArguments, TrainingArguments))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from recipes.common import hub
-from recipes.common.cli import parse_config
+from recipes.common.cli import run_main
 
 
 @dataclass
@@ -31,4 +31,4 @@ def main(args: PushArguments) -> list[str]:
 
 
 if __name__ == "__main__":
-    main(*parse_config((PushArguments,)))
+    run_main(main, (PushArguments,))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipes.common import run_dir
-from recipes.common.cli import parse_config
+from recipes.common.cli import run_main
 from recipes.common.generation import mean_ci
 from recipes.toy import FAMILIES
 
@@ -157,4 +157,4 @@ def main(args: ReplicateArguments) -> dict:
 
 
 if __name__ == "__main__":
-    main(*parse_config((ReplicateArguments,)))
+    run_main(main, (ReplicateArguments,))

@@ -34,7 +34,7 @@ from trl import ModelConfig, RewardConfig, RewardTrainer, ScriptArguments, get_p
 
 from recipes.common import hub, run_dir
 from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
-from recipes.common.cli import parse_config
+from recipes.common.cli import run_main
 from recipes.common.data import check_fit, load_any
 from recipes.common.formats import to_preference
 from recipes.common.generation import conversation_ids, reward_scores
@@ -194,4 +194,4 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
 
 
 if __name__ == "__main__":
-    main(*parse_config((RewardScriptArguments, RewardConfig, ModelConfig)))
+    run_main(main, (RewardScriptArguments, RewardConfig, ModelConfig))

@@ -29,7 +29,7 @@ from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_co
 
 from recipes.common import hub, run_dir
 from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
-from recipes.common.cli import parse_config
+from recipes.common.cli import run_main
 from recipes.common.data import check_fit, load_any
 from recipes.common.formats import to_prompt_completion, to_sft
 from recipes.common.gold import gold_eval
@@ -142,4 +142,4 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
 
 
 if __name__ == "__main__":
-    main(*parse_config((SFTScriptArguments, SFTConfig, ModelConfig)))
+    run_main(main, (SFTScriptArguments, SFTConfig, ModelConfig))

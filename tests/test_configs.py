@@ -1,7 +1,10 @@
 """Every config in configs/ parses against the pinned dataclasses, and mistakes in a config fail loudly."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ from trl import GRPOConfig, RLOOConfig
 
 from recipes import arena, benchmarks, compare, dpo, evaluate, pipeline, ppo, pretrain, reward, sft
 from recipes.common import rl, run_dir
-from recipes.common.cli import ConfigError, parse_config
+from recipes.common.cli import DEBUG_ENV, ConfigError, parse_config, run_main
 from tests.conftest import ROOT, write_yaml
 
 # Which dataclasses each stage's configs are parsed with; a config file is named after its stage.
@@ -128,3 +131,28 @@ def test_the_wrong_kind_of_model_is_refused_naming_the_key(tmp_path):
         run_dir.check_input(str(tmp_path / "rm"), "ppo_model", "causal_lm")
     run_dir.check_input(str(tmp_path / "rm"), "reward_model_path", "reward_model")
     run_dir.check_input(str(tmp_path / "lm"), "sft_model_path", "causal_lm")
+
+
+def test_a_user_error_is_shown_as_its_message_alone_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    args = ["--config", str(ROOT / "configs/tiny/fast/sft.yaml"), "--learning_rate", "0",
+            "--output_dir", str(tmp_path / "sft")]
+    with pytest.raises(SystemExit) as exit_:
+        run_main(sft.main, (sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig), args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "learning_rate: 0.0 must be above 0" in err and "--debug" in err and "Traceback" not in err
+    with pytest.raises(ConfigError, match="learning_rate"):
+        run_main(sft.main, (sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig), [*args, "--debug"])
+    assert not (tmp_path / "sft").exists()
+
+
+def test_a_stage_run_from_the_shell_exits_2_on_a_user_error_without_a_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != DEBUG_ENV}
+    result = subprocess.run([sys.executable, "-m", "recipes.reward", "--config", "configs/tiny/fast/reward.yaml",
+                             "--model_name_or_path", str(tmp_path / "no_such_model"),
+                             "--output_dir", str(tmp_path / "reward")],
+                            cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 2, result.stderr
+    assert f"model_name_or_path: {tmp_path / 'no_such_model'} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "reward").exists()

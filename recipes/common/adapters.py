@@ -11,6 +11,8 @@ from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassificatio
 from transformers import AutoTokenizer
 from trl import ModelConfig
 
+from recipes.common.errors import ConfigError
+
 
 def model_init_kwargs(model_args: ModelConfig, trust_remote_code: bool = False) -> dict:
     """What TRL's trainers pass to `from_pretrained` (quantization goes to the trainer itself)."""
@@ -35,7 +37,7 @@ def with_trainable_tokens(peft_config, model_name_or_path: str, tokens: list[str
     vocab = tokenizer.get_vocab()
     missing = [t for t in tokens if t not in vocab and tokens != ["all"]]
     if missing:
-        raise ValueError(f"trainable_token_embeddings: {missing} are not tokens of {model_name_or_path}'s tokenizer")
+        raise ConfigError(f"trainable_token_embeddings: {missing} are not tokens of {model_name_or_path}'s tokenizer")
     ids = list(range(len(tokenizer))) if tokens == ["all"] else [vocab[t] for t in tokens]
     peft_config.trainable_token_indices = {"embed_tokens": ids}
     peft_config.ensure_weight_tying = True

@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import difflib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from trl import TrlParser
 
+from recipes.common.errors import ConfigError, UserError
 
-class ConfigError(ValueError):
-    """A config file or command line names something the recipe does not know."""
+DEBUG_FLAG, DEBUG_ENV = "--debug", "RECIPES_DEBUG"
+
+
+def run_main(main: Callable, dataclass_types: Sequence[type], args: Sequence[str] | None = None):
+    """A recipe's `__main__`: parse the config, call `main`, and show a user error as its message alone.
+
+    `--debug` anywhere on the command line (or RECIPES_DEBUG=1 in the environment, which the pipeline's stages
+    inherit) shows the traceback too. Exit status 2 means the input was refused, before any training.
+    """
+    args = list(sys.argv[1:] if args is None else args)
+    if DEBUG_FLAG in args:
+        args.remove(DEBUG_FLAG)
+        os.environ[DEBUG_ENV] = "1"
+    try:
+        return main(*parse_config(dataclass_types, args))
+    except UserError as error:
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        print(f"error: {error}\n(the input was refused before training; {DEBUG_FLAG} shows the traceback)",
+              file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def parse_config(dataclass_types: Sequence[type], args: Sequence[str] | None = None) -> tuple:

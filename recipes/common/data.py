@@ -16,6 +16,8 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, ReadInstruction, concatenate_datasets, load_dataset, load_from_disk
 
+from recipes.common.errors import ConfigError, InputError, MissingInputError
+
 _BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 
 
@@ -29,18 +31,18 @@ def load_any(name: str, config: str | None = None, split: str = "train", invalid
     suffix = "".join(s for s in path.suffixes if s in _BUILDERS) or path.suffix
     if path.is_file() or (suffix in _BUILDERS and "*" in name):
         if suffix not in _BUILDERS:
-            raise ValueError(f"{name}: unknown file type; use one of {sorted(_BUILDERS)} or a Hub dataset id")
+            raise InputError(f"{name}: unknown file type; use one of {sorted(_BUILDERS)} or a Hub dataset id")
         # A file is one split, "train"; a slice of it ("train[:90%]", "train[90%:]") keeps the split's own slice
         base, part = (split[:split.index("[")], split[split.index("["):]) if "[" in split else (split, "")
         if base != "train":
-            raise ValueError(f"{name} is one file, so its only split is 'train', not {split!r}: to hold rows out, "
+            raise ConfigError(f"{name} is one file, so its only split is 'train', not {split!r}: to hold rows out, "
                              "split it by slices (e.g. train[:90%] to train on and train[90%:] to test on), or give "
                              "a directory written by save_to_disk with a test split")
         if _BUILDERS[suffix] == "json" and path.is_file() and path.suffix in (".json", ".jsonl", ".gz"):
             return _slice(DatasetDict(train=_read_json(path, invalid_rows)), f"train{part}")
         return load_dataset(_BUILDERS[suffix], data_files=name, split=f"train{part}")
     if path.suffix in _BUILDERS or name.startswith((".", "/")):
-        raise FileNotFoundError(f"{name}: no such file or directory")
+        raise MissingInputError(f"{name}: no such file or directory")
     return load_dataset(name, config, split=split)  # a Hub dataset id
 
 
@@ -61,7 +63,7 @@ def check_fit(what: str, lengths: list[int], max_length: int | None, max_dropped
     print(f"max_length={max_length}: of {len(lengths)} {what}, {dropped} dropped (too long to train on), {cut} cut "
           f"short; the longest has {max(lengths)} tokens")
     if dropped == len(lengths) or dropped > max_dropped_fraction * len(lengths):
-        raise ValueError(f"max_length: {max_length} drops {dropped} of {len(lengths)} {what} "
+        raise InputError(f"max_length: {max_length} drops {dropped} of {len(lengths)} {what} "
                          f"({dropped / len(lengths):.0%}), more than max_dropped_fraction={max_dropped_fraction}: "
                          f"raise max_length (the longest has {max(lengths)} tokens), filter out the long rows, or "
                          "raise max_dropped_fraction")
@@ -107,12 +109,12 @@ def _read_json(path: Path, invalid_rows: str) -> Dataset:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}: line {number}: not valid JSON ({error.msg}); fix the line") from None
+                    raise InputError(f"{path}: line {number}: not valid JSON ({error.msg}); fix the line") from None
                 lines.append(number)
     where = [f"line {n}" for n in lines] if lines else [f"row {i}" for i in range(1, len(rows) + 1)]
     for row, place in zip(rows, where):
         if not isinstance(row, dict):
-            raise ValueError(f"{path}: {place}: expected an object of fields, got {_kind(row)}")
+            raise InputError(f"{path}: {place}: expected an object of fields, got {_kind(row)}")
     kinds: dict[str, Counter] = {}
     for row in rows:
         for key, value in row.items():
@@ -125,7 +127,7 @@ def _read_json(path: Path, invalid_rows: str) -> Dataset:
             if odd is None:
                 continue
             if invalid_rows != "skip":
-                raise ValueError(f"{path}: {place}: field '{odd[0]}' is {odd[1]} where the other rows have "
+                raise InputError(f"{path}: {place}: field '{odd[0]}' is {odd[1]} where the other rows have "
                                  f"{usual[odd[0]]}; fix the row (quote text as a JSON string), or set "
                                  "invalid_rows: skip to drop such rows")
             row[key] = None  # the row fails its format check and is dropped and counted there

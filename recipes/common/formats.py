@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 
 from datasets import Dataset
 
+from recipes.common.errors import ConfigError, InputError
+
 ROLES = ("system", "user", "assistant")
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ?")
 
 
-class FormatError(ValueError):
+class FormatError(InputError):
     """A row that cannot be converted; the message names source, row and field and says what to do."""
 
 
@@ -160,7 +162,7 @@ def _sft_rows(example: dict, layout: str, source: str, row: int) -> list[dict]:
 
 def _convert(dataset: Dataset, source: str, invalid_rows: str, convert, only: str | None = None):
     if invalid_rows not in ("error", "skip"):
-        raise ValueError(f"invalid_rows must be 'error' or 'skip', not {invalid_rows!r}")
+        raise ConfigError(f"invalid_rows must be 'error' or 'skip', not {invalid_rows!r}")
     layout = detect_layout(dataset.column_names, source)
     if only and layout != only:
         raise FormatError(f"{source}: needs the {only} layout (columns chosen, rejected and optionally prompt); "

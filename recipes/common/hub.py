@@ -29,12 +29,13 @@ from huggingface_hub import DatasetCardData, HfApi, ModelCard, get_token, is_off
 
 from recipes.common import run_dir
 from recipes.common.cli import ConfigError
+from recipes.common.errors import UserError
 
 # README.md goes up separately, as the Hub card; `_*` and `.*` are temporary files (the Trainer's, .stage.json.tmp)
 IGNORE = ["checkpoint-*", "merged/*", "training_args.bin", "README.md", "_*", ".*"]
 
 
-class HubError(RuntimeError):
+class HubError(UserError, RuntimeError):
     """The Hub cannot take an upload now, or an upload failed."""
 
 

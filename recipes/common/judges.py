@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+from recipes.common.errors import InputError
 from recipes.common.generation import reward_scores
 from recipes.common.stats import win_rate
 
@@ -61,10 +62,10 @@ class LLMJudge:
         self.template = Path(template).read_text()
         missing = [p for p in PLACEHOLDERS if p not in self.template]
         if missing:
-            raise ValueError(f"llm_judge_template: {template} lacks {missing}; it needs {list(PLACEHOLDERS)}")
+            raise InputError(f"llm_judge_template: {template} lacks {missing}; it needs {list(PLACEHOLDERS)}")
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         if not self.tokenizer.chat_template:
-            raise ValueError(f"llm_judge: {path} has no chat template; use a chat (instruct) model as the judge")
+            raise InputError(f"llm_judge: {path} has no chat template; use a chat (instruct) model as the judge")
         device, dtype = device_and_dtype()
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
         self.batch_size, self.max_tokens = batch_size, max_tokens_per_text

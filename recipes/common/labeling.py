@@ -10,8 +10,10 @@ import csv
 import json
 from pathlib import Path
 
+from recipes.common.errors import ConfigError, InputError
 
-class LabelingError(ValueError):
+
+class LabelingError(InputError):
     """A row of a filled-in labeling file that cannot be read; names file, row and field."""
 
 
@@ -28,7 +30,7 @@ def export(path: str | Path, prompts: list[str], responses: list[list[str]]) -> 
     elif path.suffix == ".jsonl":
         path.write_text("".join(json.dumps({**r, "ranking": None}) + "\n" for r in rows))
     else:
-        raise ValueError(f"labeling_file {path}: use a .jsonl or .csv file")
+        raise ConfigError(f"labeling_file {path}: use a .jsonl or .csv file")
     return path
 
 
@@ -41,7 +43,7 @@ def load(path: str | Path) -> tuple[list[str], list[list[str]], list[list[int]]]
     elif path.suffix == ".jsonl":
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     else:
-        raise ValueError(f"rankings_file {path}: use a .jsonl or .csv file")
+        raise ConfigError(f"rankings_file {path}: use a .jsonl or .csv file")
     prompts, responses, rankings = [], [], []
     for n, row in enumerate(rows, start=1):
         keys = sorted((k for k in row if k.startswith("response_")), key=lambda k: int(k.split("_")[1]))

@@ -21,6 +21,8 @@ from transformers import TrainerCallback
 from trl.experimental.ppo import PPOTrainer
 from trl.experimental.ppo.ppo_trainer import OnlineTrainerState
 
+from recipes.common.errors import InputError
+
 WEIGHTS = "trainable.safetensors"
 
 
@@ -112,7 +114,7 @@ class ResumablePPOTrainer(PPOTrainer):
         unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
         trained = {name for name, p in model.named_parameters() if p.requires_grad}
         if unexpected or set(weights) != trained:
-            raise ValueError(f"{checkpoint} holds other weights than this run trains (another model or LoRA "
+            raise InputError(f"{checkpoint} holds other weights than this run trains (another model or LoRA "
                              "setting); remove it to start over")
         # the Trainer's own loader expects attributes PPOTrainer never sets; the optimizer moves state to its params
         self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True))

@@ -32,6 +32,7 @@ from recipes.common import hub, run_dir
 from recipes.common.adapters import merge_adapter, model_init_kwargs
 from recipes.common.cli import ConfigError
 from recipes.common.data import load_any, load_prompts
+from recipes.common.errors import InputError
 from recipes.common.generation import chat_texts, kl_to_reference, mean_ci, reward_scores
 from recipes.common.gold import gold_eval, load_metric
 from recipes.toy import ToyWorld, WorldArguments
@@ -125,7 +126,7 @@ def training_prompts(args: RLArguments, tokenizer) -> list[str]:
     print(f"{len(kept)} prompts; {len(prompts) - len(kept)} longer than max_prompt_tokens={args.max_prompt_tokens} "
           "dropped")
     if not kept:
-        raise ValueError(f"no prompt fits in max_prompt_tokens={args.max_prompt_tokens}; raise it")
+        raise InputError(f"no prompt fits in max_prompt_tokens={args.max_prompt_tokens}; raise it")
     return kept
 
 

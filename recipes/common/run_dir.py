@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from recipes.common.errors import ConfigError, InputError, MissingInputError, NotWritableError
+
 MARKER = "stage.json"
 # The main job's stages, in the order the pipeline runs them, each in run_dir/<stage>
 PIPELINE_STAGES = ("pretrain", "sft", "compare", "reward", "judge", "ppo", "evaluate")
@@ -34,7 +36,7 @@ def start_stage(output_dir: str | os.PathLike) -> Path:
     for source, key in _INPUTS.items():
         mine = path.resolve()
         if mine == source or mine in source.parents or source in mine.parents:
-            raise ValueError(f"output_dir: {output_dir} would write over {key} ({source}); give the stage a "
+            raise ConfigError(f"output_dir: {output_dir} would write over {key} ({source}); give the stage a "
                              "directory of its own")
     _INPUTS.clear()  # the next stage run in this process checks its own
     path.mkdir(parents=True, exist_ok=True)
@@ -127,7 +129,7 @@ def check_input(path: str | None, key: str, kind: str | None = None) -> None:
     `kind`, for a local model directory) the wrong kind of model: a causal LM given as a reward model would be read
     through a random score head; a reward model given as a policy has no language-model head."""
     if path is None:
-        raise ValueError(f"{key} is not set")
+        raise ConfigError(f"{key} is not set")
     p = Path(path)
     # "owner/name" is a Hub id, unless "owner" is a directory here ("runs/pretrain": a mistyped run path)
     looks_local = path.startswith((".", "/", "~")) or path.count("/") != 1 or Path(path.split("/")[0]).is_dir()
@@ -135,16 +137,16 @@ def check_input(path: str | None, key: str, kind: str | None = None) -> None:
         _INPUTS[p.resolve()] = key
     if not p.exists():
         if looks_local:
-            raise FileNotFoundError(f"{key}: {path} does not exist; run the stage that writes it first")
+            raise MissingInputError(f"{key}: {path} does not exist; run the stage that writes it first")
         return  # a Hub id
     stage = next((d for d in (p, p.parent) if (d / "config.yaml").exists()), None)
     if stage is not None and not is_complete(stage):
-        raise ValueError(f"{key}: {stage} is an unfinished stage (no complete {MARKER}); rerun that stage first")
+        raise InputError(f"{key}: {stage} is an unfinished stage (no complete {MARKER}); rerun that stage first")
     if kind is not None and (p / "config.json").is_file():
         suffix, wanted = KINDS[kind]
         architectures = json.loads((p / "config.json").read_text()).get("architectures") or []
         if architectures and not any(a.endswith(suffix) for a in architectures):
-            raise ValueError(f"{key}: {path} is a {architectures[0]}, not {wanted}; point {key} at one")
+            raise InputError(f"{key}: {path} is a {architectures[0]}, not {wanted}; point {key} at one")
 
 
 def check_writable(directory: str | os.PathLike, key: str) -> Path:
@@ -156,7 +158,7 @@ def check_writable(directory: str | os.PathLike, key: str) -> Path:
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as error:
-        raise PermissionError(f"{key}: cannot write in {directory} ({error.strerror}); choose a directory you can "
+        raise NotWritableError(f"{key}: cannot write in {directory} ({error.strerror}); choose a directory you can "
                               f"write to for {key}") from None
     return path
 

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from recipes.common.errors import ConfigError
 from recipes.toy.corpus import Corpus
 from recipes.toy.vocabulary import (
     ARITH_TEMPLATES,
@@ -76,7 +77,7 @@ class ToyWorld(Corpus):
 
     def __init__(self, seed: int = 0, num_entities: int = NUM_ENTITIES, max_operand: int = MAX_OPERAND):
         if num_entities < 2 or max_operand < 1:
-            raise ValueError(f"a toy world needs num_entities >= 2 and max_operand >= 1, got {num_entities}, "
+            raise ConfigError(f"a toy world needs num_entities >= 2 and max_operand >= 1, got {num_entities}, "
                              f"{max_operand}")
         self.seed, self.max_operand = seed, max_operand
         rng = random.Random(f"world-{seed}")
