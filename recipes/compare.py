@@ -38,6 +38,7 @@ from recipes.common.cli import run_main
 from recipes.common.data import load_prompts as dataset_prompts
 from recipes.common.errors import ConfigError, InputError
 from recipes.common.generation import chat_texts, generate, reward_scores
+from recipes.common.tokenizer import check_reward_pad
 from recipes.toy import DEFAULT_LABELER_TEMPERATURE, GoldLabeler, WorldArguments
 
 LABELERS = ("gold", "noisy", "reward_model", "human")
@@ -111,6 +112,7 @@ def rank(args: CompareArguments, prompts: list[str], responses: list[list[str]])
                               seed=args.seed)
         return [labeler.rank(p, rs) for p, rs in zip(prompts, responses)]
     tokenizer = AutoTokenizer.from_pretrained(args.reward_model)
+    check_reward_pad(args.reward_model, tokenizer.pad_token_id, "reward_model", "its own tokenizer")
     model = AutoModelForSequenceClassification.from_pretrained(args.reward_model, num_labels=1)
     k = args.responses_per_prompt
     flat = reward_scores(model, tokenizer, [p for p in prompts for _ in range(k)], [r for rs in responses for r in rs])
@@ -169,6 +171,8 @@ def main(args: CompareArguments) -> dict:
         judge_start(args, prompts)
     else:
         run_dir.check_input(args.policy, "policy", "causal_lm")
+        if args.labeler == "reward_model":
+            run_dir.check_input(args.reward_model, "reward_model", "reward_model")
         prompts = load_prompts(args)
         judge_start(args, prompts)
         responses = sample(args, prompts)

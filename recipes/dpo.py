@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transformers import AutoTokenizer, set_seed
+from transformers import set_seed
 from trl import DPOConfig, DPOTrainer, ModelConfig, get_peft_config, get_quantization_config
 
 from recipes.common import rl, run_dir
@@ -38,14 +38,20 @@ class DPOScriptArguments(rl.RLArguments, rl.PolicyPaths):
     max_new_tokens: int = field(default=64, metadata={"help": "Longest response in the gold checks and report."})
 
 
-def build_trainer(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig) -> DPOTrainer:
-    set_seed(training_args.seed)  # before the adapter's random init
-    tokenizer = AutoTokenizer.from_pretrained(script_args.sft_model_path)
+def preference_pairs(script_args: DPOScriptArguments, say: bool = False):
+    name = f"{script_args.dataset_name} [{script_args.dataset_train_split}]"
     raw = load_any(script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split,
                    script_args.invalid_rows)
-    pairs, report = to_preference(raw, f"{script_args.dataset_name} [{script_args.dataset_train_split}]",
-                                  script_args.invalid_rows)
-    print(f"{script_args.dataset_name} [{script_args.dataset_train_split}]: {report}")
+    pairs, report = to_preference(raw, name, script_args.invalid_rows)
+    if say:
+        print(f"{name}: {report}")
+    return pairs
+
+
+def build_trainer(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig) -> DPOTrainer:
+    set_seed(training_args.seed)  # before the adapter's random init
+    tokenizer = rl.policy_tokenizer(script_args.sft_model_path)
+    pairs = preference_pairs(script_args, say=True)
     reward_model = rl.load_reward_model(script_args.reward_model_path, model_args)
     training_args.model_init_kwargs = model_init_kwargs(model_args)
     callbacks = rl.gold_monitors(script_args, tokenizer, reward_model, script_args.max_new_tokens, "loss")
@@ -61,6 +67,7 @@ def main(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: 
     if training_args.beta <= 0:
         raise ConfigError(f"beta: {training_args.beta}; DPO needs beta > 0 (0.1 is TRL's default)")
     run_dir.check_input(script_args.dataset_name, "dataset_name")
+    preference_pairs(script_args)  # a bad row is said before anything is written
     return rl.run_stage(FINISH, build_trainer, script_args, training_args, model_args, script_args,
                         script_args.max_new_tokens, reward_model_required=False)
 

@@ -41,6 +41,7 @@ from recipes.common.cli import run_main
 from recipes.common.data import load_prompts
 from recipes.common.errors import ConfigError, MissingInputError
 from recipes.common.evaluation import judge_models, ladder, run_models
+from recipes.common.judges import check_template
 from recipes.toy import WorldArguments
 
 
@@ -91,6 +92,8 @@ def main(args: EvaluateArguments) -> dict:
         if not in_repo.is_file():
             raise MissingInputError(f"llm_judge_template: {args.llm_judge_template} does not exist")
         args.llm_judge_template = str(in_repo)
+    if args.llm_judge:
+        check_template(args.llm_judge_template)
     # the report is written after every model is evaluated: a directory it cannot go to is said now
     report_dir = run_dir.check_writable(args.report_dir or Path(args.output_dir).parent, "report_dir")
     out = run_dir.start_stage(args.output_dir)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, set_seed
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, set_seed
 from trl import ModelConfig, get_peft_config, get_quantization_config
 from trl.experimental.ppo import PPOConfig
 
@@ -50,7 +50,7 @@ class PPOScriptArguments(rl.RLArguments):
 def build_trainer(script_args: PPOScriptArguments, training_args: PPOConfig,
                   model_args: ModelConfig) -> ResumablePPOTrainer:
     set_seed(training_args.seed)  # before the adapter's and the value head's random init, which precede the trainer's
-    tokenizer = AutoTokenizer.from_pretrained(training_args.sft_model_path, padding_side="left")
+    tokenizer = rl.policy_tokenizer(training_args.sft_model_path, padding_side="left")
     prompts = rl.training_prompts(script_args, tokenizer)
     train = Dataset.from_dict({"input_ids": [tokenizer(text, add_special_tokens=False)["input_ids"]
                                              for text in chat_texts(tokenizer, prompts)]})

@@ -135,12 +135,12 @@ def write_samples(model, tokenizer, docs: list[dict], args: PretrainArguments, p
 
 def main(args: PretrainArguments, training_args: TrainingArguments):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
+    train_docs, eval_docs = load_documents(args, training_args.seed)  # a bad world or dataset is said first
     out = run_dir.start_stage(training_args.output_dir)
     run_dir.save_config(out, args, training_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     check_bf16(training_args)
     set_seed(training_args.seed)
-    train_docs, eval_docs = load_documents(args, training_args.seed)
     checkpoint = run_dir.last_checkpoint(out)
     if checkpoint:  # resume with the tokenizer the checkpoint was trained with
         tokenizer = AutoTokenizer.from_pretrained(out)

@@ -38,6 +38,7 @@ from recipes.common.cli import run_main
 from recipes.common.data import check_fit, load_any
 from recipes.common.formats import to_preference
 from recipes.common.generation import conversation_ids, reward_scores
+from recipes.common.tokenizer import settle_pad
 
 
 @dataclass
@@ -153,6 +154,9 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     run_dir.check_input(script_args.dataset_name, "dataset_name")
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    note = settle_pad(tokenizer, model_args.model_name_or_path)  # its last token is found through the pad
+    if note:
+        print(note)
     train, _ = load_pairs(script_args, script_args.dataset_train_split, tokenizer)
     test, gold = load_pairs(script_args, script_args.dataset_test_split, tokenizer)
     fit = check_fit("training pairs", [max(len(c), len(r)) for c, r in zip(train["chosen_ids"], train["rejected_ids"])],

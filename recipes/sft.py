@@ -33,6 +33,7 @@ from recipes.common.cli import run_main
 from recipes.common.data import check_fit, load_any
 from recipes.common.formats import to_prompt_completion, to_sft
 from recipes.common.gold import gold_eval
+from recipes.common.tokenizer import read_template, settle_pad
 from recipes.toy import Demonstrator, WorldArguments
 
 
@@ -112,14 +113,20 @@ def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> d
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     run_dir.check_input(model_args.model_name_or_path, "model_name_or_path", "causal_lm")
-    dataset, fit = load_demonstrations(script_args, training_args,
-                                       AutoTokenizer.from_pretrained(model_args.model_name_or_path))
+    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    note = settle_pad(tokenizer, model_args.model_name_or_path, eos_token=training_args.eos_token,
+                      chat_template=read_template(training_args.chat_template_path),
+                      pad_token=training_args.pad_token)
+    if note:
+        print(note)
+    training_args.pad_token = tokenizer.pad_token  # TRL would pad with eos where the tokenizer has no pad
+    dataset, fit = load_demonstrations(script_args, training_args, tokenizer)
+    peft_config = with_trainable_tokens(get_peft_config(model_args), model_args.model_name_or_path,
+                                        script_args.trainable_token_embeddings)
     out = run_dir.start_stage(training_args.output_dir)  # the data is read and fits: from here on, outputs
     run_dir.save_config(out, script_args, training_args, model_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     training_args.model_init_kwargs = model_init_kwargs(model_args)
-    peft_config = with_trainable_tokens(get_peft_config(model_args), model_args.model_name_or_path,
-                                        script_args.trainable_token_embeddings)
     check_bf16(training_args)
     set_seed(training_args.seed)  # the trainer seeds only after it has made the adapter's random init
     trainer = SFTTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=dataset,

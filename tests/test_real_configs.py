@@ -5,14 +5,27 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    GenerationConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlamaForSequenceClassification,
+    PreTrainedTokenizerFast,
+)
 from trl import DPOConfig, GRPOConfig, ModelConfig, RLOOConfig
+from trl.experimental.utils import get_reward
 
 from recipes import compare, dpo, grpo, pipeline, ppo, reward, rloo, sft
 from recipes.common import rl, run_dir
-from recipes.common.cli import parse_config
+from recipes.common.cli import ConfigError, parse_config
+from recipes.common.errors import InputError
+from recipes.common.generation import chat_texts, reward_scores
+from recipes.common.tokenizer import settle_pad
 from tests.conftest import ROOT, SHARED_DATA, write_yaml
 
 REAL = ROOT / "configs" / "smollm2-135m"
@@ -124,6 +137,87 @@ def test_real_compare_config_exports_a_labeling_file(hub_like, tmp_path):
     result = compare.main(*parse_config((compare.CompareArguments,), ["--config", str(config)]))
     assert result == {"exported": str(tmp_path / "to_label.csv")}
     assert (tmp_path / "to_label.csv").read_text().startswith("id,prompt,response_1,response_2,response_3")
+    # The base tokenizer had no pad and SFT made <|im_end|> its eos: SFT pads with a token of its own, and the saved
+    # config agrees with the saved tokenizer (plain `generate` stops at the chat eos; a classifier finds its last token)
+    merged = tmp_path / "sft" / "merged"
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    assert (tokenizer.eos_token, tokenizer.pad_token) == ("<|im_end|>", "<|endoftext|>")
+    for saved in (AutoConfig.from_pretrained(merged), GenerationConfig.from_pretrained(merged)):
+        assert saved.pad_token_id == tokenizer.pad_token_id
+        assert tokenizer.eos_token_id in (saved.eos_token_id if isinstance(saved.eos_token_id, list)
+                                          else [saved.eos_token_id])
+
+
+def pad_eos_tokenizer(model_dir: Path):
+    """The hub-like tokenizer as SmolLM2-Instruct has it: ChatML, eos <|im_end|>, pad == eos."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.chat_template = (REAL.parent / "templates" / "chatml.jinja").read_text()
+    tokenizer.eos_token = tokenizer.pad_token = "<|im_end|>"
+    return tokenizer
+
+
+def ppo_reward(model, tokenizer, prompts: list[str], responses: list[str]) -> list[float]:
+    """The reward as TRL's PPOTrainer reads it: queries left-padded, responses right-padded, padding found by id."""
+    queries = [tokenizer(chat_texts(tokenizer, [p])[0], add_special_tokens=False)["input_ids"] for p in prompts]
+    answers = [tokenizer(r, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for r in responses]
+    width, length = max(map(len, queries)), max(map(len, answers))
+    pad = tokenizer.pad_token_id
+    rows = [[pad] * (width - len(q)) + q + a + [pad] * (length - len(a)) for q, a in zip(queries, answers)]
+    return get_reward(model, torch.tensor(rows), pad, width)[1].tolist()
+
+
+@pytest.mark.parametrize("settled", [False, True])
+def test_ppo_reads_the_reward_model_as_reward_training_does_once_the_pad_is_not_eos(hub_like, settled):
+    """Defect: with pad == eos, PPO hid every <|im_end|> (the prompt's too) from the reward model and so scored
+    the same answers otherwise than reward training and evaluation do. settle_pad gives it a pad of its own."""
+    model_dir, _ = hub_like
+    tokenizer = pad_eos_tokenizer(model_dir)
+    if settled:
+        assert "padding with '<|endoftext|>'" in settle_pad(tokenizer, "hub-like")
+    torch.manual_seed(0)
+    model = LlamaForSequenceClassification(LlamaConfig(vocab_size=len(tokenizer), num_labels=1,
+                                                       pad_token_id=tokenizer.pad_token_id, **SMOLLM2_TINY)).eval()
+    prompts, responses = ["How do I water a fern?", "Hi"], ["Gently, once a week.", "Hello! How can I help?"]
+    with torch.no_grad():
+        trained_as = reward_scores(model, tokenizer, prompts, responses)  # what reward training and the report read
+        in_ppo = ppo_reward(model, tokenizer, prompts, responses)
+    assert torch.allclose(torch.tensor(trained_as), torch.tensor(in_ppo), atol=1e-5) == settled
+
+
+def test_a_pad_token_that_is_the_eos_or_in_the_template_is_refused_naming_the_key(hub_like):
+    model_dir, _ = hub_like
+    with pytest.raises(ConfigError, match=r"pad_token: '<\|im_end\|>' is the eos token .* e.g. '<\|endoftext\|>'"):
+        settle_pad(pad_eos_tokenizer(model_dir), "hub-like", pad_token="<|im_end|>")
+    with pytest.raises(ConfigError, match=r"pad_token: '<\|im_start\|>' is written by its chat template"):
+        settle_pad(pad_eos_tokenizer(model_dir), "hub-like", pad_token="<|im_start|>")
+    crowded = pad_eos_tokenizer(model_dir)
+    crowded.chat_template = "<|endoftext|>" + crowded.chat_template  # now every special token is used
+    with pytest.raises(InputError, match="hub-like: its tokenizer pads with '<\\|im_end\\|>', which is the eos token"):
+        settle_pad(crowded, "hub-like")
+
+
+def test_an_rl_stage_refuses_a_reward_model_that_finds_its_last_token_through_another_pad(hub_like, tmp_path):
+    """A reward model whose config pads with the eos (trained before its SFT model had a pad of its own) would be
+    read at another token in RL than in its training: refused before the stage writes anything."""
+    model_dir, data = hub_like
+    sft_config = write_yaml(tmp_path / "sft.yaml", {**yaml.safe_load((REAL / "sft_lora.yaml").read_text()), **CPU,
+                                                    "model_name_or_path": str(model_dir), "dataset_name": str(data),
+                                                    "output_dir": str(tmp_path / "sft")})
+    sft.main(*parse_config((sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig), ["--config", str(sft_config)]))
+    rm = tmp_path / "rm"
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "sft" / "merged")
+    stale = LlamaConfig(vocab_size=len(tokenizer), num_labels=1, pad_token_id=tokenizer.eos_token_id, **SMOLLM2_TINY)
+    LlamaForSequenceClassification(stale).save_pretrained(rm)
+    tokenizer.save_pretrained(rm)
+    config = write_yaml(tmp_path / "rloo.yaml", {
+        **yaml.safe_load((REAL / "rloo_lora.yaml").read_text()), **RL_CPU["rloo"], "dtype": "float32",
+        "sft_model_path": str(tmp_path / "sft" / "merged"), "reward_model_path": str(rm), "dataset_name": str(data),
+        "output_dir": str(tmp_path / "rloo")})
+    with pytest.raises(InputError, match=f"reward_model_path: {rm} finds its last token through pad_token_id "
+                                         f"{tokenizer.eos_token_id} .* but the policy pads with id "
+                                         f"{tokenizer.pad_token_id}"):
+        rloo.main(*parse_config(RL_TYPES["rloo"], ["--config", str(config)]))
+    assert not (tmp_path / "rloo").exists()
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "hh-rlhf").exists(), reason="../shared/data is absent")

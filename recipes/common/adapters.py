@@ -56,10 +56,19 @@ def merge_adapter(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, mo
     model = auto.from_pretrained(adapter_dir, dtype=dtype, revision=model_args.model_revision, **extra)
     merged = model.merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
-    if merged.config.pad_token_id is None:  # a classifier finds each sequence's last token through it
-        merged.config.pad_token_id = tokenizer.pad_token_id
+    # The saved config says what the tokenizer says: a classifier finds each sequence's last token through the pad
+    # id, and plain `generate` stops at the config's eos (SFT may have replaced both, e.g. eos_token: <|im_end|>).
+    for config in (merged.config, getattr(merged, "generation_config", None)):
+        if config is not None:
+            config.pad_token_id = tokenizer.pad_token_id
+            if tokenizer.eos_token_id not in _ids(config.eos_token_id):
+                config.eos_token_id = tokenizer.eos_token_id
     out = Path(out_dir)
     shutil.rmtree(out, ignore_errors=True)
     merged.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def _ids(value) -> list:
+    return value if isinstance(value, list) else [value]

@@ -7,9 +7,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+import yaml
 from trl import TrlParser
 
-from recipes.common.errors import ConfigError, UserError
+from recipes.common.errors import ConfigError, MissingInputError, UserError
 
 DEBUG_FLAG, DEBUG_ENV = "--debug", "RECIPES_DEBUG"
 
@@ -42,10 +43,16 @@ def parse_config(dataclass_types: Sequence[type], args: Sequence[str] | None = N
     """
     args = list(sys.argv[1:] if args is None else args)
     config_path = args[args.index("--config") + 1] if "--config" in args[:-1] else None
-    parser = TrlParser(dataclass_types)
-    *parsed, config_rest, cli_rest = parser.parse_args_and_config(
-        args, return_remaining_strings=True, separate_remaining_strings=True
-    )
+    if config_path is not None:
+        check_yaml(config_path)
+    where = f"{config_path}: " if config_path else ""
+    parser = TrlParser(dataclass_types, allow_abbrev=False)  # `--num_gen 4` is a typo, not num_generations
+    try:
+        *parsed, config_rest, cli_rest = parser.parse_args_and_config(
+            args, return_remaining_strings=True, separate_remaining_strings=True
+        )
+    except ValueError as error:  # a config class's own check, e.g. TrainingArguments' bf16 on a machine without it
+        raise ConfigError(f"{where}{error}") from error
     known = sorted(action.dest for action in parser._actions)
     problems = [_unknown(key[2:], known, f"{config_path}: unknown key") for key in config_rest[::2]]
     problems += [_unknown(flag.lstrip("-"), known, "unknown command-line argument")
@@ -56,9 +63,37 @@ def parse_config(dataclass_types: Sequence[type], args: Sequence[str] | None = N
         raise ConfigError("\n".join(problems) + "\nFix the spelling or remove it; `--help` lists every key.")
     problems = [p for config in parsed for p in out_of_range(config)]
     if problems:
-        where = f"{config_path}: " if config_path else ""
         raise ConfigError("\n".join(where + p for p in problems))
     return tuple(parsed)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's loader, except that a key given twice is an error: PyYAML would keep the last one without a word."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice (the second would silently win)", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_yaml(path: str) -> None:
+    """A config file that exists, parses, and is a mapping of keys to values, each given once."""
+    if not os.path.isfile(path):
+        raise MissingInputError(f"--config: {path} does not exist; give the path of a YAML config (configs/ has "
+                                "one per stage)")
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = yaml.load(file, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: cannot be read as YAML: {error}".replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of keys to values (key: value lines), not "
+                          f"{'an empty file' if data is None else 'a ' + type(data).__name__}")
 
 
 # Values that would train nothing, or train backwards, and still give a stage marked complete: (key, test, what to do)
@@ -83,6 +118,9 @@ RANGES = (
 )
 
 
+CHOICES = {"invalid_rows": ("error", "skip")}  # keys whose value is one of a few words, checked even where unused
+
+
 def out_of_range(config) -> list[str]:
     """Each key of `config` (a parsed dataclass) whose value cannot give a meaningful run, with what to do; the
     training length counts as set when `max_steps` is (it overrides `num_train_epochs`)."""
@@ -93,6 +131,9 @@ def out_of_range(config) -> list[str]:
             continue
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not ok(value):
             problems.append(f"{key}: {value} {fix}")
+    for key, allowed in CHOICES.items():
+        if hasattr(config, key) and getattr(config, key) not in allowed:
+            problems.append(f"{key}: {getattr(config, key)!r} is not one of {list(allowed)}")
     return problems
 
 

@@ -136,7 +136,13 @@ def _preference(example: dict, source: str, row: int) -> dict:
 
 def _sft_rows(example: dict, layout: str, source: str, row: int) -> list[dict]:
     if layout == "messages":
-        return [{"messages": _messages(example["messages"], source, row, "messages", last_role="assistant")}]
+        messages = example["messages"]
+        if not isinstance(messages, list) or len(messages) < 2:
+            what = "text" if isinstance(messages, str) else f"{len(messages)} message" if isinstance(messages, list) \
+                else type(messages).__name__
+            raise FormatError(f"{source}: row {row}: field 'messages': expected a conversation, a list of at least two "
+                              f"{{role, content}} messages ending with the assistant's, got {what}")
+        return [{"messages": _messages(messages, source, row, "messages", last_role="assistant")}]
     if layout == "prompt_completion":
         prompt = _messages(example["prompt"], source, row, "prompt", last_role="user")
         completion = _messages(example["completion"], source, row, "completion", last_role="assistant")

@@ -25,6 +25,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from recipes.common.errors import InputError
 from recipes.common.generation import reward_scores
 from recipes.common.stats import win_rate
+from recipes.common.tokenizer import check_reward_pad
 
 PLACEHOLDERS = ("{prompt}", "{response_a}", "{response_b}")
 
@@ -37,6 +38,7 @@ class RewardModelJudge:
     def __init__(self, path: str, batch_size: int = 64):
         self.name = path
         self.tokenizer = AutoTokenizer.from_pretrained(path)
+        check_reward_pad(path, self.tokenizer.pad_token_id, "reward model", "its own tokenizer")
         device, _ = device_and_dtype()  # float32 even on a GPU: close scores must not tie by rounding
         self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32).to(
             device)
@@ -56,13 +58,19 @@ class RewardModelJudge:
                 for r, b, s, t in zip(responses, baseline, ours, theirs)]
 
 
+def check_template(template: str | Path) -> str:
+    """An LLM judge's prompt template, with every placeholder it needs."""
+    text = Path(template).read_text()
+    missing = [p for p in PLACEHOLDERS if p not in text]
+    if missing:
+        raise InputError(f"llm_judge_template: {template} lacks {missing}; it needs {list(PLACEHOLDERS)}")
+    return text
+
+
 class LLMJudge:
     def __init__(self, path: str, template: str | Path, batch_size: int = 16, max_tokens_per_text: int = 256):
         self.name = path
-        self.template = Path(template).read_text()
-        missing = [p for p in PLACEHOLDERS if p not in self.template]
-        if missing:
-            raise InputError(f"llm_judge_template: {template} lacks {missing}; it needs {list(PLACEHOLDERS)}")
+        self.template = check_template(template)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         if not self.tokenizer.chat_template:
             raise InputError(f"llm_judge: {path} has no chat template; use a chat (instruct) model as the judge")

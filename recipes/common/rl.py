@@ -35,6 +35,7 @@ from recipes.common.data import load_any, load_prompts
 from recipes.common.errors import InputError
 from recipes.common.generation import chat_texts, kl_to_reference, mean_ci, reward_scores
 from recipes.common.gold import gold_eval, load_metric
+from recipes.common.tokenizer import check_reward_pad, settle_pad
 from recipes.toy import ToyWorld, WorldArguments
 
 
@@ -85,7 +86,19 @@ def check_inputs(model_args, training_args, paths, reward_model_required: bool =
         run_dir.check_input(paths.reward_model_path, "reward_model_path", "reward_model")
     if reward_model_required:
         check_reward_accuracy(paths.reward_model_path, min_reward_accuracy)
+    tokenizer = policy_tokenizer(paths.sft_model_path, say=True)
+    if paths.reward_model_path is not None:
+        check_reward_pad(paths.reward_model_path, tokenizer.pad_token_id)
     return push
+
+
+def policy_tokenizer(sft_model_path: str, say: bool = False, **kwargs):
+    """The SFT model's tokenizer, padding with a token that is neither eos nor in the chat template (settle_pad)."""
+    tokenizer = AutoTokenizer.from_pretrained(sft_model_path, **kwargs)
+    note = settle_pad(tokenizer, sft_model_path)
+    if note and say:
+        print(note)
+    return tokenizer
 
 
 def check_reward_accuracy(path: str, minimum: float) -> float | None:
@@ -307,7 +320,7 @@ def build_online_trainer(trainer_class, script_args: OnlineArguments, training_a
     model and the missing-eos penalty as reward functions, the toy world's PPO prompts (or `dataset_name`'s) as
     conversations, the gold monitor."""
     set_seed(training_args.seed)  # before the adapter's random init
-    tokenizer = AutoTokenizer.from_pretrained(script_args.sft_model_path)
+    tokenizer = policy_tokenizer(script_args.sft_model_path)
     prompts = training_prompts(script_args, tokenizer)
     train = Dataset.from_dict({"prompt": [[{"role": "user", "content": p}] for p in prompts]})
     reward_model = load_reward_model(script_args.reward_model_path, model_args)
@@ -345,6 +358,8 @@ def run_stage(spec: Finish, build, script_args: RLArguments, training_args, mode
     """A whole RL stage: the checks before anything loads, the trainer `build(script_args, training_args,
     model_args)` makes, training, the outputs (`finish`). `paths` holds sft_model_path and reward_model_path."""
     push = check_inputs(model_args, training_args, paths, reward_model_required, script_args.min_reward_accuracy)
+    if reward_model_required:  # PPO, RLOO, GRPO: prompts that fit, or the reason none does, before any output
+        training_prompts(script_args, policy_tokenizer(paths.sft_model_path))
     out = run_dir.start_stage(training_args.output_dir)
     run_dir.save_config(out, script_args, training_args, model_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save

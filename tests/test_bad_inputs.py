@@ -1,0 +1,306 @@
+"""Bad input, stage by stage: each case is refused as a user would meet it from the shell (`run_main`, the
+recipes' `__main__`): exit status 2, a message that names the place (file and line, config key, path) and says what
+to do, no traceback, nothing written in `output_dir` (so no stage.json), and no input touched.
+
+The inputs are one finished tiny run (pretrain, SFT, compare, reward) built once for the module; every case points
+a stage at it with exactly one thing wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from transformers import AutoModelForSequenceClassification
+from trl import GRPOConfig, RLOOConfig
+
+from recipes import arena, benchmarks, compare, dpo, evaluate, grpo, pipeline, ppo, pretrain, reward, rloo, sft
+from recipes.common import rl
+from recipes.common.cli import DEBUG_ENV, run_main
+from tests.conftest import ROOT
+from tests.test_compare_reward import run_compare, run_reward
+from tests.test_sft import run_sft
+
+FAST = ROOT / "configs" / "tiny" / "fast"
+STAGES = {  # stage: (main, config classes, the fast config, keys that point it at the finished run)
+    "pretrain": (pretrain.main, (pretrain.PretrainArguments, pretrain.TrainingArguments), []),
+    "sft": (sft.main, (sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig), ["--model_name_or_path", "{base}"]),
+    "compare": (compare.main, (compare.CompareArguments,), ["--policy", "{sft}"]),
+    "reward": (reward.main, (reward.RewardScriptArguments, reward.RewardConfig, reward.ModelConfig),
+               ["--model_name_or_path", "{sft}", "--dataset_name", "{pairs}"]),
+    "ppo": (ppo.main, (ppo.PPOScriptArguments, ppo.PPOConfig, ppo.ModelConfig),
+            ["--sft_model_path", "{sft}", "--reward_model_path", "{reward}"]),
+    "rloo": (rloo.main, (rl.OnlineArguments, RLOOConfig, ppo.ModelConfig),
+             ["--sft_model_path", "{sft}", "--reward_model_path", "{reward}"]),
+    "grpo": (grpo.main, (rl.OnlineArguments, GRPOConfig, ppo.ModelConfig),
+             ["--sft_model_path", "{sft}", "--reward_model_path", "{reward}"]),
+    "dpo": (dpo.main, (dpo.DPOScriptArguments, dpo.DPOConfig, ppo.ModelConfig),
+            ["--sft_model_path", "{sft}", "--reward_model_path", "{reward}", "--dataset_name", "{pairs}"]),
+    "evaluate": (evaluate.main, (evaluate.EvaluateArguments,),
+                 ["--base_model", "{base}", "--sft_model", "{sft}", "--reward_model", "{reward}", "--ppo_model",
+                  "{sft}", "--judge_reward_model", "{reward}", "--llm_judge", "{sft}", "--report_dir", "{tmp}/report"]),
+    "pipeline": (pipeline.main, (pipeline.PipelineArguments,), ["--run_dir", "{out}"]),
+    "arena": (arena.main, (arena.ArenaArguments,), []),
+    "benchmarks": (benchmarks.main, (benchmarks.BenchmarkArguments,), ["--models", "{sft}"]),
+}
+NOT_CHAT = "<|im_start|>user\nHi<|im_end|>"  # text where a list of messages belongs
+
+
+@dataclass
+class Case:
+    id: str
+    stage: str
+    args: list[str]  # after the stage's defaults, so the last value wins; {base} {sft} {reward} {pairs} {tmp} {out}
+    says: list[str]  # each must be in the message
+    files: dict[str, str] = field(default_factory=dict)  # written under {tmp} first (inputs of the case)
+    config: dict | None = None  # keys changed in the stage's fast config, written to {tmp}/config.yaml
+
+
+def jsonl(*rows: dict) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def chat(prompt: str, answer: str) -> dict:
+    return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]}
+
+
+GOOD = [chat(f"What is {i} + 1?", f"{i + 1}.") for i in range(12)]
+PAIR = {"prompt": "What is 2 + 2?", "chosen": "4.", "rejected": "5."}
+
+CASES = [
+    # ---- the ten defects of issue 13, each as the user met it
+    Case("d3-compare-test-fraction-0", "compare", ["--test_fraction", "0"],
+         ["test_fraction: 0.0 must be between 0 and 1"]),
+    Case("d3-compare-test-fraction-1.5", "compare", ["--test_fraction", "1.5"], ["test_fraction: 1.5 must be between"]),
+    Case("d3-compare-num-prompts-0", "compare", ["--num_prompts", "0"], ["num_prompts: 0 must be 1 or more"]),
+    Case("d3-compare-rankings-two-rows", "compare",
+         ["--labeler", "human", "--rankings_file", "{tmp}/rankings.jsonl", "--judge_prompts", "0"],
+         ["the test split of", "has no pairs"],
+         files={"rankings.jsonl": jsonl(*({"id": i, "prompt": f"What is {i} + 1?", "response_1": "2.",
+                                            "response_2": "3.", "ranking": "1>2"} for i in range(2)))}),
+    Case("d4-reward-jsonl-without-test-split", "reward", ["--dataset_name", "{tmp}/pairs.jsonl",
+                                                          "--dataset_test_split", "test"],
+         ["pairs.jsonl is one file, so its only split is 'train', not 'test'"], files={"pairs.jsonl": jsonl(PAIR)}),
+    Case("d5-number-in-a-text-column", "sft", ["--dataset_name", "{tmp}/data.jsonl"],
+         ["data.jsonl: line 4: field 'completion' is a number where the other rows have text", "invalid_rows: skip"],
+         files={"data.jsonl": jsonl(*({"prompt": f"{i} + 1?", "completion": f"{i + 1}."} for i in range(3)),
+                                    {"prompt": "3 + 1?", "completion": 4})}),
+    Case("d6-sft-max-length-drops-everything", "sft", ["--max_length", "4"], ["max_length: 4 drops", "max_length"]),
+    Case("d6-reward-max-length-drops-pairs", "reward", ["--max_length", "8"], ["max_length: 8 drops", "pairs"]),
+    Case("d7-ppo-causal-lm-as-reward-model", "ppo", ["--reward_model_path", "{sft}"],
+         ["reward_model_path: {sft} is a LlamaForCausalLM, not a reward model"]),
+    Case("d7-evaluate-reward-model-as-ppo", "evaluate", ["--ppo_model", "{reward}"],
+         ["ppo_model: {reward} is a LlamaForSequenceClassification, not a causal language model"]),
+    Case("d8-rl-reward-model-with-another-pad", "rloo", ["--reward_model_path", "{tmp}/stale_rm"],
+         ["reward_model_path: {tmp}/stale_rm finds its last token through pad_token_id", "policy pads with id"]),
+    Case("d8-sft-pad-token-is-eos", "sft", ["--pad_token", "<|im_end|>"],
+         ["pad_token: '<|im_end|>' is the eos token", "e.g. '<|pad|>'"]),
+    Case("d9-ppo-total-episodes-0", "ppo", ["--total_episodes", "0"], ["total_episodes: 0 must be 1 or more"]),
+    Case("d9-sft-output-dir-is-its-input", "sft", ["--output_dir", "{base}"],
+         ["output_dir: {base} would write over model_name_or_path"]),
+    Case("d9-evaluate-report-dir-not-writable", "evaluate", ["--report_dir", "{tmp}/a_file/report"],
+         ["report_dir: cannot write in {tmp}/a_file/report"], files={"a_file": "not a directory"}),
+    Case("d10-learning-rate-0", "sft", ["--learning_rate", "0"], ["learning_rate: 0.0 must be above 0"]),
+    Case("d10-epochs-0", "reward", ["--num_train_epochs", "0", "--max_steps", "-1"],
+         ["num_train_epochs: 0.0 must be above 0, or set max_steps"]),
+    Case("d10-kl-coef-negative", "ppo", ["--kl_coef", "-0.5"], ["kl_coef: -0.5 must be 0 or more"]),
+    Case("d10-batch-size-0", "ppo", ["--per_device_train_batch_size", "0"],
+         ["per_device_train_batch_size: 0 must be 1 or more"]),
+    Case("d10-mistyped-run-path", "sft", ["--model_name_or_path", "{tmp}/runs/pretrian"],
+         ["model_name_or_path: {tmp}/runs/pretrian does not exist", "run the stage that writes it first"],
+         files={"runs/README": ""}),
+    # ---- config files and command lines
+    Case("config-missing", "sft", ["--config", "{tmp}/nope.yaml"], ["--config: {tmp}/nope.yaml does not exist"]),
+    Case("config-empty", "reward", ["--config", "{tmp}/empty.yaml"], ["{tmp}/empty.yaml: a config is a mapping",
+                                                                       "not an empty file"], files={"empty.yaml": ""}),
+    Case("config-a-list", "ppo", ["--config", "{tmp}/list.yaml"], ["list.yaml: a config is a mapping", "not a list"],
+         files={"list.yaml": "- learning_rate: 1.0e-3\n"}),
+    Case("config-tab-indent", "compare", ["--config", "{tmp}/tab.yaml"], ["tab.yaml: cannot be read as YAML", "line 2"],
+         files={"tab.yaml": "num_prompts: 8\n\tseed: 1\n"}),
+    Case("config-key-twice", "sft", ["--config", "{tmp}/twice.yaml"],
+         ["twice.yaml: cannot be read as YAML", "key 'learning_rate' is given twice", "line 2"],
+         files={"twice.yaml": "learning_rate: 1.0e-3\nlearning_rate: 2.0e-3\n"}),
+    Case("config-unknown-key", "sft", [], ["config.yaml: unknown key 'lerning_rate'", "did you mean 'learning_rate'"],
+         config={"lerning_rate": 1.0e-3}),
+    Case("config-unknown-flag", "grpo", ["--num_generation", "4"],
+         ["unknown command-line argument 'num_generation'", "did you mean 'num_generations'"]),
+    Case("config-bf16-without-cpu", "sft", [], ["config.yaml: Your setup doesn't support bf16/gpu", "use_cpu"],
+         config={"bf16": True, "use_cpu": False}),
+    # ---- values out of range, per stage
+    Case("pretrain-learning-rate-negative", "pretrain", [], ["config.yaml: learning_rate: -0.001 must be above 0"],
+         config={"learning_rate": -1.0e-3}),
+    Case("pretrain-batch-size-0", "pretrain", ["--per_device_train_batch_size", "0"],
+         ["per_device_train_batch_size: 0 must be 1 or more"]),
+    Case("pretrain-world-of-one-entity", "pretrain", ["--world_entities", "1"], ["num_entities >= 2"]),
+    Case("sft-gradient-accumulation-0", "sft", ["--gradient_accumulation_steps", "0"],
+         ["gradient_accumulation_steps: 0 must be 1 or more"]),
+    Case("sft-eval-batch-size-0", "sft", ["--per_device_eval_batch_size", "0"],
+         ["per_device_eval_batch_size: 0 must be 1 or more"]),
+    Case("sft-max-new-tokens-0", "sft", ["--max_new_tokens", "0"], ["max_new_tokens: 0 must be 1 or more"]),
+    Case("compare-one-response", "compare", ["--responses_per_prompt", "1"],
+         ["responses_per_prompt must be at least 2"]),
+    Case("compare-judge-prompts-negative", "compare", ["--judge_prompts", "-3"], ["judge_prompts: -3 must be 0"]),
+    Case("compare-batch-size-0", "compare", ["--batch_size", "0"], ["batch_size: 0 must be 1 or more"]),
+    Case("ppo-mini-batches-0", "ppo", ["--num_mini_batches", "0"], ["num_mini_batches: 0 must be 1 or more"]),
+    Case("ppo-epochs-0", "ppo", ["--num_ppo_epochs", "0"], ["num_ppo_epochs: 0 must be 1 or more"]),
+    Case("ppo-rollout-batch-0", "ppo", ["--local_rollout_forward_batch_size", "0"],
+         ["local_rollout_forward_batch_size: 0 must be 1 or more"]),
+    Case("rloo-one-generation", "rloo", ["--num_generations", "1"],
+         ["rloo.yaml: RLOO requires at least 2 generations per prompt"]),  # TRL's own check, before ours
+    Case("grpo-beta-negative", "grpo", ["--beta", "-0.1"], ["beta: -0.1 must be 0 or more"]),
+    Case("dpo-beta-negative", "dpo", ["--beta", "-1"], ["beta: -1.0 must be 0 or more"]),
+    Case("dpo-learning-rate-0", "dpo", ["--learning_rate", "0"], ["learning_rate: 0.0 must be above 0"]),
+    # ---- paths: missing, unfinished, the wrong kind, the output over an input
+    Case("sft-reward-model-as-base", "sft", ["--model_name_or_path", "{reward}"],
+         ["model_name_or_path: {reward} is a LlamaForSequenceClassification, not a causal language model"]),
+    Case("sft-unfinished-stage", "sft", ["--model_name_or_path", "{tmp}/half/merged"],
+         ["model_name_or_path: {tmp}/half is an unfinished stage", "rerun that stage first"]),
+    Case("compare-reward-model-as-policy", "compare", ["--policy", "{reward}"],
+         ["policy: {reward} is a LlamaForSequenceClassification, not a causal language model"]),
+    Case("compare-policy-missing", "compare", ["--policy", "{tmp}/no_sft"], ["policy: {tmp}/no_sft does not exist"]),
+    Case("compare-causal-lm-as-labeler", "compare", ["--labeler", "reward_model", "--reward_model", "{sft}"],
+         ["reward_model: {sft} is a LlamaForCausalLM, not a reward model"]),
+    Case("reward-model-missing", "reward", ["--model_name_or_path", "{tmp}/no_model"],
+         ["model_name_or_path: {tmp}/no_model does not exist"]),
+    Case("reward-dataset-missing", "reward", ["--dataset_name", "{tmp}/no_pairs.jsonl"],
+         ["dataset_name: {tmp}/no_pairs.jsonl does not exist"]),
+    Case("reward-output-dir-is-its-input", "reward", ["--output_dir", "{sft}"],
+         ["output_dir: {sft} would write over model_name_or_path"]),
+    Case("ppo-reward-model-as-policy", "ppo", ["--sft_model_path", "{reward}"],
+         ["sft_model_path: {reward} is a LlamaForSequenceClassification, not a causal language model"]),
+    Case("ppo-model-name-or-path-set", "ppo", ["--model_name_or_path", "{sft}"],
+         ["model_name_or_path: an RL stage starts from sft_model_path", "remove model_name_or_path"]),
+    Case("ppo-reward-model-below-min-accuracy", "ppo", ["--min_reward_accuracy", "1.01"],
+         ["reward_model_path: {reward} ranks held-out pairs correctly", "below min_reward_accuracy=1.01"]),
+    Case("ppo-no-prompt-fits", "ppo", ["--max_prompt_tokens", "2"], ["no prompt fits in max_prompt_tokens=2"]),
+    Case("grpo-reward-model-missing", "grpo", ["--reward_model_path", "{tmp}/no_rm"],
+         ["reward_model_path: {tmp}/no_rm does not exist"]),
+    Case("dpo-unfinished-sft", "dpo", ["--sft_model_path", "{tmp}/half/merged"],
+         ["sft_model_path: {tmp}/half is an unfinished stage"]),
+    Case("evaluate-no-sft-model", "evaluate", ["--sft_model", ""], ["sft_model is not set"]),
+    Case("evaluate-llm-judge-template-missing", "evaluate", ["--llm_judge_template", "{tmp}/judge.txt"],
+         ["llm_judge_template: {tmp}/judge.txt does not exist"]),
+    Case("evaluate-llm-judge-template-without-slots", "evaluate", ["--llm_judge_template", "{tmp}/judge.txt"],
+         ["llm_judge_template: {tmp}/judge.txt lacks"], files={"judge.txt": "Which answer is better? A or B."}),
+    Case("evaluate-judge-is-not-a-reward-model", "evaluate", ["--judge_reward_model", "{sft}"],
+         ["judge_reward_model: {sft} is a LlamaForCausalLM, not a reward model"]),
+    Case("pipeline-unknown-stage-skipped", "pipeline", ["--skip", "sfft"], ["skip: ['sfft'] are not stages"]),
+    Case("pipeline-stage-config-missing", "pipeline", ["--ppo_config", "{tmp}/ppo.yaml"],
+         ["ppo_config: {tmp}/ppo.yaml does not exist"]),
+    Case("arena-run-not-finished", "arena", ["--run_dir", "{tmp}/empty_run"],
+         ["run_dir: {tmp}/empty_run", "is not a complete stage", "run the main job first"]),
+    Case("benchmarks-no-tasks", "benchmarks", [], ["tasks: name at least one"], config={"tasks": []}),
+    Case("benchmarks-reward-model", "benchmarks", ["--models", "{reward}"],
+         ["models[0]: {reward} is a LlamaForSequenceClassification, not a causal language model"]),
+    # ---- data files: rows and fields named
+    Case("sft-invalid-json-line", "sft", ["--dataset_name", "{tmp}/data.jsonl"],
+         ["data.jsonl: line 2: not valid JSON", "fix the line"], files={"data.jsonl": jsonl(GOOD[0]) + "{oops\n"}),
+    Case("sft-text-file", "sft", ["--dataset_name", "{tmp}/data.txt"],
+         ["data.txt: unrecognized columns ['text']", "Expected one of: messages; prompt+completion"],
+         files={"data.txt": "hello"}),
+    Case("sft-unknown-file-type", "sft", ["--dataset_name", "{tmp}/data.docx"], ["data.docx: unknown file type"],
+         files={"data.docx": "hello"}),
+    Case("sft-role-unknown", "sft", ["--dataset_name", "{tmp}/data.jsonl"], ["row 3", "has role 'bot'"],
+         files={"data.jsonl": jsonl(*GOOD[:2], {"messages": [{"role": "user", "content": "Hi"},
+                                                             {"role": "bot", "content": "Hello"}]})}),
+    Case("sft-last-turn-from-user", "sft", ["--dataset_name", "{tmp}/data.jsonl"],
+         ["row 2", "the last message must be from the assistant"],
+         files={"data.jsonl": jsonl(GOOD[0], {"messages": [{"role": "user", "content": "Hi"},
+                                                          {"role": "user", "content": "Anyone there?"}]})}),
+    Case("sft-a-lone-message", "sft", ["--dataset_name", "{tmp}/data.jsonl"],
+         ["data.jsonl: row 2: field 'messages': expected a conversation", "got 1 message"],
+         files={"data.jsonl": jsonl(GOOD[0], {"messages": [{"role": "assistant", "content": "Hi"}]})}),
+    Case("sft-empty-answer", "sft", ["--dataset_name", "{tmp}/data.jsonl"], ["row 1", "empty"],
+         files={"data.jsonl": jsonl(chat("Hi", ""), *GOOD[:3])}),
+    Case("sft-text-instead-of-messages", "sft", ["--dataset_name", "{tmp}/data.jsonl"],
+         ["row 1: field 'messages': expected a conversation", "got text"],
+         files={"data.jsonl": jsonl({"messages": NOT_CHAT}, {"messages": NOT_CHAT})}),
+    Case("sft-invalid-rows-drop", "sft", ["--invalid_rows", "drop"],
+         ["invalid_rows: 'drop' is not one of ['error', 'skip']"]),
+    Case("sft-token-not-in-vocabulary", "sft", ["--trainable_token_embeddings", "<|tool|>"],
+         ["trainable_token_embeddings: ['<|tool|>'] are not tokens"]),
+    Case("sft-pad-token-not-in-vocabulary", "sft", ["--pad_token", "<pad>"],
+         ["pad_token: '<pad>' is not a token of its vocabulary"]),
+    Case("pretrain-text-column-missing", "pretrain", ["--dataset_name", "{tmp}/docs.jsonl"],
+         ["no column 'text'"], files={"docs.jsonl": jsonl({"body": "a document"}, {"body": "another"})}),
+    Case("reward-rejected-missing", "reward", ["--dataset_name", "{tmp}/pairs.jsonl"], ["pairs.jsonl", "rejected"],
+         files={"pairs.jsonl": jsonl({"prompt": "2 + 2?", "chosen": "4."})}),
+    Case("reward-number-as-chosen", "reward", ["--dataset_name", "{tmp}/pairs.jsonl"],
+         ["pairs.jsonl: line 2: field 'chosen' is a number where the other rows have text"],
+         files={"pairs.jsonl": jsonl(PAIR, {**PAIR, "chosen": 4})}),
+    Case("dpo-not-a-preference-file", "dpo", ["--dataset_name", "{tmp}/chat.jsonl"], ["chat.jsonl", "chosen"],
+         files={"chat.jsonl": jsonl(*GOOD[:3])}),
+    Case("compare-rankings-wrong-extension", "compare", ["--labeler", "human", "--rankings_file", "{tmp}/r.txt"],
+         ["rankings_file {tmp}/r.txt: use a .jsonl or .csv file"], files={"r.txt": "x"}),
+    Case("compare-human-without-files", "compare", ["--labeler", "human"], ["labeler: human needs labeling_file"]),
+    Case("compare-unknown-labeler", "compare", ["--labeler", "crowd"], ["labeler: 'crowd' is not one of"]),
+]
+
+
+def _digest(paths: list[Path]) -> dict[str, str]:
+    return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for p in paths if p.exists()
+            for f in ([p] if p.is_file() else sorted(p.rglob("*"))) if f.is_file()}
+
+
+@pytest.fixture(scope="module")
+def run(tiny_base, tmp_path_factory) -> dict[str, Path]:
+    """A finished tiny run: base model, SFT, comparisons, reward model; and a reward model with a stale pad."""
+    tmp = tmp_path_factory.mktemp("bad_inputs_run")
+    sft_out, _ = run_sft(tmp, tiny_base, num_eval_prompts=0)
+    run_compare(tmp, sft_out / "merged", labeler="noisy")
+    _, reward_out = run_reward(tmp, sft_out / "merged", tmp / "compare" / "comparisons")
+    return {"base": tiny_base, "sft": sft_out / "merged", "reward": reward_out / "merged",
+            "pairs": tmp / "compare" / "comparisons"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_bad_input_is_refused_before_training_naming_place_and_fix(case, run, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    places = {**{k: str(v) for k, v in run.items()}, "tmp": str(tmp_path), "out": str(tmp_path / "out")}
+    fill = lambda text: text.format(**places)  # noqa: E731
+    for name, text in case.files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    if case.id.startswith(("sft-unfinished", "dpo-unfinished")):
+        shutil.copytree(run["sft"].parent, tmp_path / "half", ignore=shutil.ignore_patterns("stage.json"))
+    if case.id == "d8-rl-reward-model-with-another-pad":  # made when the SFT model still padded with its eos
+        model = AutoModelForSequenceClassification.from_pretrained(run["reward"], num_labels=1)
+        model.config.pad_token_id = 2
+        model.save_pretrained(tmp_path / "stale_rm")
+        shutil.copy(run["reward"] / "tokenizer.json", tmp_path / "stale_rm")
+        shutil.copy(run["reward"] / "tokenizer_config.json", tmp_path / "stale_rm")
+    if case.id == "arena-run-not-finished":
+        (tmp_path / "empty_run").mkdir()
+    main, types, defaults = STAGES[case.stage]
+    config = str(FAST / f"{case.stage}.yaml")
+    if case.config is not None:
+        changed = {k: json.loads(fill(json.dumps(v))) for k, v in case.config.items()}
+        config = str(tmp_path / "config.yaml")
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(yaml.safe_load(Path(FAST / f"{case.stage}.yaml")
+                                                                            .read_text()) | changed))
+    if "--config" in case.args:
+        config = fill(case.args[case.args.index("--config") + 1])
+    args = [fill(a) for a in case.args if a != "--config" and fill(a) != config]
+    argv = ["--config", config, *map(fill, defaults), "--output_dir", places["out"], *args]
+    if case.stage == "pipeline":
+        argv.remove("--output_dir"), argv.remove(places["out"])
+    inputs = [Path(p) for p in run.values()] + [tmp_path / name for name in case.files]
+    before = _digest(inputs)
+
+    with pytest.raises(SystemExit) as exit_:
+        run_main(main, types, argv)
+
+    message = capsys.readouterr().err.replace("\r", "\n")  # progress bars redraw their line
+    assert exit_.value.code == 2, message
+    assert "Traceback" not in message
+    assert "\nerror: " in "\n" + message  # progress bars and warnings may come first
+    for words in map(fill, case.says):
+        assert words in message, f"{words!r} not in:\n{message}"
+    assert not (tmp_path / "out").exists() or case.stage == "pipeline" and not (tmp_path / "out" / "sft").exists()
+    assert not list(tmp_path.rglob("stage.json"))
+    assert _digest(inputs) == before
