@@ -164,6 +164,9 @@ def to_pairs(prompts, responses, rankings, ids, gold=None, drop_ties=False) -> l
     return pairs
 
 
+CONFIG = (CompareArguments,)  # what --config and the command line fill
+
+
 def main(args: CompareArguments) -> dict:
     push = hub.check_push(args)  # fails here, not after sampling, if the upload could not happen
     if args.labeler == "human" and args.rankings_file:
@@ -221,4 +224,4 @@ def main(args: CompareArguments) -> dict:
 
 
 if __name__ == "__main__":
-    run_main(main, (CompareArguments,))
+    run_main(main, CONFIG)

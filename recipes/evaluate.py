@@ -77,6 +77,9 @@ class EvaluateArguments(WorldArguments):
     seed: int = 0
 
 
+CONFIG = (EvaluateArguments,)  # what --config and the command line fill
+
+
 def main(args: EvaluateArguments) -> dict:
     if not args.sft_model:
         raise ConfigError("sft_model is not set: the report compares every model with SFT")
@@ -139,4 +142,4 @@ def main(args: EvaluateArguments) -> dict:
 
 
 if __name__ == "__main__":
-    run_main(main, (EvaluateArguments,))
+    run_main(main, CONFIG)

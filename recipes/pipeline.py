@@ -24,6 +24,7 @@ settings the notebooks run with in the tests.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import runpy
 import shlex
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipes.common import run_dir
-from recipes.common.cli import run_main
+from recipes.common.cli import parse_config, run_main
 from recipes.common.errors import ConfigError, MissingInputError
 
 STAGES = run_dir.PIPELINE_STAGES
@@ -111,6 +112,25 @@ def wiring(args: PipelineArguments, stage: str) -> list[str]:
     return [*wired, "--output_dir", str(run / stage)]
 
 
+def stage_argv(args: PipelineArguments, stage: str) -> list[str]:
+    return ["--config", getattr(args, f"{stage}_config"), *wiring(args, stage),
+            *map(str, getattr(args, f"{stage}_args"))]  # YAML gives numbers; a command line is strings
+
+
+def preflight(args: PipelineArguments) -> None:
+    """Read every stage's config and command line as the stage will, before the first one runs: a typo in
+    `ppo_args` is said now, not after pretraining, SFT and the reward model have trained. (The paths between
+    stages are checked by each stage, once the stages before it have written them.)"""
+    for stage in STAGES:
+        if stage in args.skip:
+            continue
+        recipe = importlib.import_module(f"recipes.{MODULES.get(stage, stage)}")
+        try:
+            parse_config(recipe.CONFIG, stage_argv(args, stage))
+        except ConfigError as error:
+            raise ConfigError(f"{stage} (from {stage}_config and {stage}_args): {error}") from None
+
+
 INPUTS = "inputs.json"  # in each stage's directory: what the pipeline built it from
 
 
@@ -153,8 +173,7 @@ def run_stage(args: PipelineArguments, stage: str, *, in_process: bool = False) 
     out = Path(args.run_dir) / stage
     if stage in args.skip:
         return "skipped"
-    argv = ["--config", getattr(args, f"{stage}_config"), *wiring(args, stage),
-            *map(str, getattr(args, f"{stage}_args"))]  # YAML gives numbers; a command line is strings
+    argv = stage_argv(args, stage)
     current = built_from(args, stage, argv)
     recorded = json.loads((out / INPUTS).read_text()) if (out / INPUTS).exists() else None
     if recorded is not None and changes(recorded, current):
@@ -186,6 +205,7 @@ def run_stage(args: PipelineArguments, stage: str, *, in_process: bool = False) 
 
 
 def main(args: PipelineArguments) -> dict:
+    preflight(args)
     run = Path(args.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     run_dir.save_config(run, args, name="pipeline.yaml")

@@ -71,10 +71,13 @@ def build_trainer(script_args: PPOScriptArguments, training_args: PPOConfig,
                                callbacks=callbacks)
 
 
+CONFIG = (PPOScriptArguments, PPOConfig, ModelConfig)  # what --config and the command line fill
+
+
 def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig):
     return rl.run_stage(FINISH, build_trainer, script_args, training_args, model_args, training_args,
                         training_args.response_length)
 
 
 if __name__ == "__main__":
-    run_main(main, (PPOScriptArguments, PPOConfig, ModelConfig))
+    run_main(main, CONFIG)

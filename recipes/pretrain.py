@@ -133,6 +133,9 @@ def write_samples(model, tokenizer, docs: list[dict], args: PretrainArguments, p
     return samples
 
 
+CONFIG = (PretrainArguments, TrainingArguments)  # what --config and the command line fill
+
+
 def main(args: PretrainArguments, training_args: TrainingArguments):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     train_docs, eval_docs = load_documents(args, training_args.seed)  # a bad world or dataset is said first
@@ -195,4 +198,4 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
 
 
 if __name__ == "__main__":
-    run_main(main, (PretrainArguments, TrainingArguments))
+    run_main(main, CONFIG)

@@ -148,6 +148,9 @@ def standardize(model, scores: list[float], out: Path, merged: Path) -> float:
     return sd
 
 
+CONFIG = (RewardScriptArguments, RewardConfig, ModelConfig)  # what --config and the command line fill
+
+
 def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_args: ModelConfig):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     run_dir.check_input(model_args.model_name_or_path, "model_name_or_path")
@@ -198,4 +201,4 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
 
 
 if __name__ == "__main__":
-    run_main(main, (RewardScriptArguments, RewardConfig, ModelConfig))
+    run_main(main, CONFIG)

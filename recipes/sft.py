@@ -110,6 +110,9 @@ def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> d
     return results
 
 
+CONFIG = (SFTScriptArguments, SFTConfig, ModelConfig)  # what --config and the command line fill
+
+
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     run_dir.check_input(model_args.model_name_or_path, "model_name_or_path", "causal_lm")
@@ -149,4 +152,4 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
 
 
 if __name__ == "__main__":
-    run_main(main, (SFTScriptArguments, SFTConfig, ModelConfig))
+    run_main(main, CONFIG)

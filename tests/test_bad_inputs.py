@@ -154,6 +154,8 @@ CASES = [
          ["rloo.yaml: RLOO requires at least 2 generations per prompt"]),  # TRL's own check, before ours
     Case("grpo-beta-negative", "grpo", ["--beta", "-0.1"], ["beta: -0.1 must be 0 or more"]),
     Case("dpo-beta-negative", "dpo", ["--beta", "-1"], ["beta: -1.0 must be 0 or more"]),
+    Case("dpo-max-length-drops-pairs", "dpo", ["--max_length", "6"], ["max_length: 6 drops", "pairs",
+                                                                      "max_dropped_fraction=0.1"]),
     Case("dpo-learning-rate-0", "dpo", ["--learning_rate", "0"], ["learning_rate: 0.0 must be above 0"]),
     # ---- paths: missing, unfinished, the wrong kind, the output over an input
     Case("sft-reward-model-as-base", "sft", ["--model_name_or_path", "{reward}"],
@@ -190,6 +192,12 @@ CASES = [
     Case("evaluate-judge-is-not-a-reward-model", "evaluate", ["--judge_reward_model", "{sft}"],
          ["judge_reward_model: {sft} is a LlamaForCausalLM, not a reward model"]),
     Case("pipeline-unknown-stage-skipped", "pipeline", ["--skip", "sfft"], ["skip: ['sfft'] are not stages"]),
+    Case("pipeline-typo-in-ppo-args", "pipeline", [], ["ppo (from ppo_config and ppo_args)",
+                                                      "unknown command-line argument 'kl_coeff'", "kl_coef"],
+         config={"ppo_args": ["--kl_coeff", "0.1"]}),
+    Case("pipeline-sft-args-out-of-range", "pipeline", [], ["sft (from sft_config and sft_args)",
+                                                           "learning_rate: 0.0 must be above 0"],
+         config={"sft_args": ["--learning_rate", 0]}),
     Case("pipeline-stage-config-missing", "pipeline", ["--ppo_config", "{tmp}/ppo.yaml"],
          ["ppo_config: {tmp}/ppo.yaml does not exist"]),
     Case("arena-run-not-finished", "arena", ["--run_dir", "{tmp}/empty_run"],
@@ -301,6 +309,6 @@ def test_bad_input_is_refused_before_training_naming_place_and_fix(case, run, tm
     assert "\nerror: " in "\n" + message  # progress bars and warnings may come first
     for words in map(fill, case.says):
         assert words in message, f"{words!r} not in:\n{message}"
-    assert not (tmp_path / "out").exists() or case.stage == "pipeline" and not (tmp_path / "out" / "sft").exists()
+    assert not (tmp_path / "out").exists()
     assert not list(tmp_path.rglob("stage.json"))
     assert _digest(inputs) == before

@@ -47,7 +47,7 @@ def load_any(name: str, config: str | None = None, split: str = "train", invalid
 
 
 def check_fit(what: str, lengths: list[int], max_length: int | None, max_dropped_fraction: float,
-              dropped_from: list[int] | None = None) -> dict:
+              dropped_from: list[int] | None = None, say: bool = True) -> dict:
     """Say, before training, what `max_length` does to the data: rows whose `lengths` (tokens) exceed it are cut
     short, or dropped by the trainer; with `dropped_from` (SFT: the prompt's length), a row is dropped when that
     alone fills max_length (truncation leaves no reply to learn). More than `max_dropped_fraction` of the rows
@@ -60,8 +60,9 @@ def check_fit(what: str, lengths: list[int], max_length: int | None, max_dropped
         dropped = sum(p >= max_length for p in dropped_from)
         cut = sum(n > max_length > p for n, p in zip(lengths, dropped_from))
     counts = {"rows": len(lengths), "dropped_by_max_length": dropped, "cut_by_max_length": cut}
-    print(f"max_length={max_length}: of {len(lengths)} {what}, {dropped} dropped (too long to train on), {cut} cut "
-          f"short; the longest has {max(lengths)} tokens")
+    if say:
+        print(f"max_length={max_length}: of {len(lengths)} {what}, {dropped} dropped (too long to train on), {cut} "
+              f"cut short; the longest has {max(lengths)} tokens")
     if dropped == len(lengths) or dropped > max_dropped_fraction * len(lengths):
         raise InputError(f"max_length: {max_length} drops {dropped} of {len(lengths)} {what} "
                          f"({dropped / len(lengths):.0%}), more than max_dropped_fraction={max_dropped_fraction}: "
