@@ -140,9 +140,11 @@ def table(results: dict[str, dict]) -> list[str]:
 def main(args: BenchmarkArguments) -> dict:
     for i, path in enumerate(args.models):
         run_dir.check_input(path, f"models[{i}]", "causal_lm")
+    if args.report_dir:  # the table goes there at the end: a directory it cannot go to is said now
+        run_dir.check_writable(args.report_dir, "report_dir")
     from lm_eval.tasks import TaskManager
 
-    out = run_dir.start_stage(args.output_dir)
+    out = run_dir.start_stage(args.output_dir, "benchmarks")
     run_dir.save_config(out, args)
     if any(t in TOY_TASKS for t in args.tasks):
         write_toy_tasks(args, out / "tasks")

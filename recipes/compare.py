@@ -176,6 +176,9 @@ def main(args: CompareArguments) -> dict:
         run_dir.check_input(args.policy, "policy", "causal_lm")
         if args.labeler == "reward_model":
             run_dir.check_input(args.reward_model, "reward_model", "reward_model")
+        run_dir.check_output(args.output_dir, "compare")  # before sampling, not after
+        if args.labeler == "human":
+            labeling.check_path(args.labeling_file, "labeling_file")
         prompts = load_prompts(args)
         judge_start(args, prompts)
         responses = sample(args, prompts)
@@ -195,7 +198,7 @@ def main(args: CompareArguments) -> dict:
     if not args.judge_prompts:
         sets.pop("judge_comparisons")
     datasets = {name: split_pairs(args, prompts, responses, rankings, ids, gold, name) for name, ids in sets.items()}
-    out = run_dir.start_stage(args.output_dir)  # nothing is written before the pairs are known to be usable
+    out = run_dir.start_stage(args.output_dir, "compare")  # nothing is written before the pairs are known to be usable
     run_dir.save_config(out, args)
     if not args.judge_prompts:
         shutil.rmtree(out / "judge_comparisons", ignore_errors=True)  # an earlier run's, now stale

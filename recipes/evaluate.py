@@ -99,7 +99,7 @@ def main(args: EvaluateArguments) -> dict:
         check_template(args.llm_judge_template)
     # the report is written after every model is evaluated: a directory it cannot go to is said now
     report_dir = run_dir.check_writable(args.report_dir or Path(args.output_dir).parent, "report_dir")
-    out = run_dir.start_stage(args.output_dir)
+    out = run_dir.start_stage(args.output_dir, "evaluate")
     run_dir.save_config(out, args)
     world = None if args.dataset_name else args.world()
     if world is not None:

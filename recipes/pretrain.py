@@ -139,7 +139,7 @@ CONFIG = (PretrainArguments, TrainingArguments)  # what --config and the command
 def main(args: PretrainArguments, training_args: TrainingArguments):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     train_docs, eval_docs = load_documents(args, training_args.seed)  # a bad world or dataset is said first
-    out = run_dir.start_stage(training_args.output_dir)
+    out = run_dir.start_stage(training_args.output_dir, "pretrain")
     run_dir.save_config(out, args, training_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     check_bf16(training_args)

@@ -36,6 +36,7 @@ from recipes.common import hub, run_dir
 from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
 from recipes.common.cli import run_main
 from recipes.common.data import check_fit, load_any
+from recipes.common.errors import ConfigError
 from recipes.common.formats import to_preference
 from recipes.common.generation import conversation_ids, reward_scores
 from recipes.common.tokenizer import settle_pad
@@ -153,8 +154,11 @@ CONFIG = (RewardScriptArguments, RewardConfig, ModelConfig)  # what --config and
 
 def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_args: ModelConfig):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
-    run_dir.check_input(model_args.model_name_or_path, "model_name_or_path")
+    run_dir.check_input(model_args.model_name_or_path, "model_name_or_path", "model")
     run_dir.check_input(script_args.dataset_name, "dataset_name")
+    if model_args.use_peft and model_args.lora_task_type != "SEQ_CLS":
+        raise ConfigError(f"lora_task_type: {model_args.lora_task_type}; a reward model's adapter is SEQ_CLS (it "
+                          "trains and saves the score head): set lora_task_type: SEQ_CLS")
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     note = settle_pad(tokenizer, model_args.model_name_or_path)  # its last token is found through the pad
@@ -164,7 +168,7 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     test, gold = load_pairs(script_args, script_args.dataset_test_split, tokenizer)
     fit = check_fit("training pairs", [max(len(c), len(r)) for c, r in zip(train["chosen_ids"], train["rejected_ids"])],
                     training_args.max_length, script_args.max_dropped_fraction)  # TRL drops longer pairs unsaid
-    out = run_dir.start_stage(training_args.output_dir)  # the data is read and valid: from here on, outputs
+    out = run_dir.start_stage(training_args.output_dir, "reward")  # the data is read and valid: from here on, outputs
     run_dir.save_config(out, script_args, training_args, model_args)
 
     peft_config = get_peft_config(model_args)

@@ -22,6 +22,7 @@ from trl import GRPOConfig, RLOOConfig
 from recipes import arena, benchmarks, compare, dpo, evaluate, grpo, pipeline, ppo, pretrain, reward, rloo, sft
 from recipes.common import rl
 from recipes.common.cli import DEBUG_ENV, run_main
+from recipes.common.run_dir import MARKER
 from tests.conftest import ROOT
 from tests.test_compare_reward import run_compare, run_reward
 from tests.test_sft import run_sft
@@ -59,6 +60,7 @@ class Case:
     says: list[str]  # each must be in the message
     files: dict[str, str] = field(default_factory=dict)  # written under {tmp} first (inputs of the case)
     config: dict | None = None  # keys changed in the stage's fast config, written to {tmp}/config.yaml
+    copy: dict[str, str] = field(default_factory=dict)  # {under {tmp}: a directory of the run}, copied before files
 
 
 def jsonl(*rows: dict) -> str:
@@ -177,8 +179,11 @@ CASES = [
          ["sft_model_path: {reward} is a LlamaForSequenceClassification, not a causal language model"]),
     Case("ppo-model-name-or-path-set", "ppo", ["--model_name_or_path", "{sft}"],
          ["model_name_or_path: an RL stage starts from sft_model_path", "remove model_name_or_path"]),
-    Case("ppo-reward-model-below-min-accuracy", "ppo", ["--min_reward_accuracy", "1.01"],
-         ["reward_model_path: {reward} ranks held-out pairs correctly", "below min_reward_accuracy=1.01"]),
+    Case("ppo-reward-model-below-min-accuracy", "ppo", ["--reward_model_path", "{tmp}/rm_stage/merged",
+                                                        "--min_reward_accuracy", "0.6"],
+         ["reward_model_path: {tmp}/rm_stage/merged ranks held-out pairs correctly 50.0% of the time",
+          "below min_reward_accuracy=0.6"],
+         copy={"rm_stage": "{reward}/.."}, files={"rm_stage/eval_results.json": json.dumps({"accuracy": 0.5})}),
     Case("ppo-no-prompt-fits", "ppo", ["--max_prompt_tokens", "2"], ["no prompt fits in max_prompt_tokens=2"]),
     Case("grpo-reward-model-missing", "grpo", ["--reward_model_path", "{tmp}/no_rm"],
          ["reward_model_path: {tmp}/no_rm does not exist"]),
@@ -205,6 +210,45 @@ CASES = [
     Case("benchmarks-no-tasks", "benchmarks", [], ["tasks: name at least one"], config={"tasks": []}),
     Case("benchmarks-reward-model", "benchmarks", ["--models", "{reward}"],
          ["models[0]: {reward} is a LlamaForSequenceClassification, not a causal language model"]),
+    # ---- values wrong together, or of the wrong type in YAML
+    Case("ppo-episodes-below-one-batch", "ppo", ["--total_episodes", "8"],
+         ["total_episodes: 8 is less than one PPO batch", "= 16"]),
+    Case("ppo-mini-batches-do-not-divide", "ppo", ["--num_mini_batches", "3"],
+         ["num_mini_batches: 3 does not divide the PPO batch of 16"]),
+    Case("pretrain-heads-do-not-divide", "pretrain", ["--num_attention_heads", "3"],
+         ["hidden_size: 64 is not a multiple of num_attention_heads (3)"]),
+    Case("sft-max-steps-a-fraction", "sft", [], ["config.yaml: max_steps: 2.5 is not a whole number"],
+         config={"max_steps": 2.5}),
+    Case("sft-lora-r-a-list", "sft", [], ["config.yaml: lora_r: [8] is not a whole number"], config={"lora_r": [8]}),
+    Case("sft-demonstrator-rate-above-1", "sft", ["--wrong_rate", "1.5"], ["wrong_rate: 1.5 must be between 0 and 1"]),
+    Case("compare-temperature-0", "compare", ["--temperature", "0"], ["temperature: 0.0 must be above 0"]),
+    Case("reward-no-eval-pairs", "reward", ["--max_eval_pairs", "0"], ["max_eval_pairs: 0 must be 1 or more"]),
+    Case("reward-adapter-of-a-causal-lm", "reward", ["--lora_task_type", "CAUSAL_LM"],
+         ["lora_task_type: CAUSAL_LM; a reward model's adapter is SEQ_CLS"]),
+    Case("ppo-save-steps-0", "ppo", ["--save_steps", "0"], ["save_steps: 0"]),
+    # ---- more paths: a file, an adapter, a Hub id offline, another stage's directory, a path under a file
+    Case("sft-model-is-a-file", "sft", ["--model_name_or_path", "{sft}/config.json"],
+         ["model_name_or_path: {sft}/config.json is a file; point model_name_or_path at a model directory"]),
+    Case("ppo-policy-is-the-adapter", "ppo", ["--sft_model_path", "{tmp}/sft_stage"],
+         ["sft_model_path: {tmp}/sft_stage is a LoRA adapter, not a whole model (its merged model is in merged/)"],
+         copy={"sft_stage": "{sft}/.."}),
+    Case("sft-hub-id-offline", "sft", ["--model_name_or_path", "nobody/no-such-model"],
+         ["model_name_or_path: nobody/no-such-model is not a local path", "not in the cache while offline"]),
+    Case("pretrain-into-a-finished-sft-stage", "pretrain", ["--output_dir", "{tmp}/other"],
+         ["output_dir: {tmp}/other holds a finished sft stage", "a directory of its own"],
+         files={"other/stage.json": json.dumps({"stage": "sft", "complete": True, "metrics": {}})}),
+    Case("sft-output-under-a-file", "sft", ["--output_dir", "{tmp}/a_file/sft"],
+         ["output_dir: cannot make {tmp}/a_file/sft: {tmp}/a_file is a file"], files={"a_file": "x"}),
+    Case("compare-output-is-its-policy", "compare", ["--output_dir", "{sft}"],
+         ["output_dir: {sft} would write over policy"]),
+    Case("compare-labeling-file-under-a-file", "compare", ["--labeler", "human", "--labeling_file",
+                                                           "{tmp}/a_file/rank.csv"],
+         ["labeling_file: cannot write {tmp}/a_file/rank.csv: {tmp}/a_file is a file"], files={"a_file": "x"}),
+    Case("ppo-reward-results-corrupt", "ppo", ["--reward_model_path", "{tmp}/rm_stage/merged"],
+         ["{tmp}/rm_stage/eval_results.json is not valid JSON", "rerun the reward stage"],
+         copy={"rm_stage": "{reward}/.."}, files={"rm_stage/eval_results.json": "{accuracy: 0.9"}),
+    Case("benchmarks-report-dir-under-a-file", "benchmarks", ["--report_dir", "{tmp}/a_file/run"],
+         ["report_dir: cannot write in {tmp}/a_file/run"], files={"a_file": "x"}),
     # ---- data files: rows and fields named
     Case("sft-invalid-json-line", "sft", ["--dataset_name", "{tmp}/data.jsonl"],
          ["data.jsonl: line 2: not valid JSON", "fix the line"], files={"data.jsonl": jsonl(GOOD[0]) + "{oops\n"}),
@@ -271,6 +315,8 @@ def test_bad_input_is_refused_before_training_naming_place_and_fix(case, run, tm
     monkeypatch.delenv(DEBUG_ENV, raising=False)
     places = {**{k: str(v) for k, v in run.items()}, "tmp": str(tmp_path), "out": str(tmp_path / "out")}
     fill = lambda text: text.format(**places)  # noqa: E731
+    for name, source in case.copy.items():
+        shutil.copytree(fill(source), tmp_path / name)
     for name, text in case.files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
@@ -297,7 +343,7 @@ def test_bad_input_is_refused_before_training_naming_place_and_fix(case, run, tm
     argv = ["--config", config, *map(fill, defaults), "--output_dir", places["out"], *args]
     if case.stage == "pipeline":
         argv.remove("--output_dir"), argv.remove(places["out"])
-    inputs = [Path(p) for p in run.values()] + [tmp_path / name for name in case.files]
+    inputs = [Path(p) for p in run.values()] + [tmp_path / name for name in [*case.files, *case.copy]]
     before = _digest(inputs)
 
     with pytest.raises(SystemExit) as exit_:
@@ -310,5 +356,7 @@ def test_bad_input_is_refused_before_training_naming_place_and_fix(case, run, tm
     for words in map(fill, case.says):
         assert words in message, f"{words!r} not in:\n{message}"
     assert not (tmp_path / "out").exists()
-    assert not list(tmp_path.rglob("stage.json"))
+    given = [*case.files, *case.copy]  # the case's own inputs
+    assert not [p for p in tmp_path.rglob(MARKER) if not any(p.relative_to(tmp_path).as_posix().startswith(g)
+                                                             for g in given)]
     assert _digest(inputs) == before

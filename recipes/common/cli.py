@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import sys
+import types
+import typing
 from collections.abc import Callable, Sequence
 
 import yaml
@@ -115,7 +118,107 @@ RANGES = (
     ("max_new_tokens", lambda v: v >= 1, "must be 1 or more"),
     ("test_fraction", lambda v: 0 < v < 1, "must be between 0 and 1 (e.g. 0.1): the reward model needs train and "
                                            "test pairs"),
+    ("response_length", lambda v: v >= 1, "must be 1 or more: the longest response PPO samples"),
+    ("max_completion_length", lambda v: v >= 1, "must be 1 or more: the longest completion sampled"),
+    ("missing_eos_penalty", lambda v: v >= 0, "must be 0 or more: it is taken off the reward of a response that "
+                                              "never ends, so a negative one rewards rambling"),
+    ("temperature", lambda v: v > 0, "must be above 0 (1.0 samples from the model as it is)"),
+    ("labeler_temperature", lambda v: v >= 0, "must be 0 or more (0: the labeler never errs)"),
+    ("cliprange", lambda v: v > 0, "must be above 0 (0.2 is usual)"),
+    ("cliprange_value", lambda v: v > 0, "must be above 0 (0.2 is usual)"),
+    ("gamma", lambda v: 0 < v <= 1, "must be in (0, 1] (a discount factor; 1.0 is usual)"),
+    ("lam", lambda v: 0 < v <= 1, "must be in (0, 1] (GAE's lambda; 0.95 is usual)"),
+    ("vf_coef", lambda v: v >= 0, "must be 0 or more"),
+    ("save_steps", lambda v: v > 0, "must be above 0: the steps between checkpoints a killed run resumes from"),
+    ("save_total_limit", lambda v: v >= 1, "must be 1 or more (or unset: keep every checkpoint)"),
+    ("logging_steps", lambda v: v > 0, "must be above 0"),
+    ("weight_decay", lambda v: v >= 0, "must be 0 or more"),
+    ("lora_r", lambda v: v >= 1, "must be 1 or more (the adapter's rank, e.g. 16)"),
+    ("lora_alpha", lambda v: v > 0, "must be above 0 (often twice lora_r)"),
+    ("lora_dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("gold_eval_steps", lambda v: v >= 0, "must be 0 (no checks) or more"),
+    ("gold_eval_prompts", lambda v: v >= 0, "must be 0 (no checks) or more"),
+    ("num_eval_prompts", lambda v: v >= 0, "must be 0 (no evaluation) or more"),
+    ("num_demonstrations", lambda v: v >= 1, "must be 1 or more"),
+    ("num_documents", lambda v: v >= 1, "must be 1 or more"),
+    ("num_eval_documents", lambda v: v >= 1, "must be 1 or more: the held-out loss needs documents"),
+    ("num_probe_documents", lambda v: v >= 0, "must be 0 (no probes) or more"),
+    ("num_samples", lambda v: v >= 0, "must be 0 or more"),
+    ("sample_max_new_tokens", lambda v: v >= 1, "must be 1 or more"),
+    ("vocab_size", lambda v: v > 260, "must be above 260: the 256 byte tokens and 4 special tokens come first"),
+    ("block_size", lambda v: v >= 2, "must be 2 or more"),
+    ("hidden_size", lambda v: v >= 1, "must be 1 or more"),
+    ("intermediate_size", lambda v: v >= 1, "must be 1 or more"),
+    ("num_hidden_layers", lambda v: v >= 1, "must be 1 or more"),
+    ("num_attention_heads", lambda v: v >= 1, "must be 1 or more"),
+    ("max_prompt_tokens", lambda v: v >= 1, "must be 1 or more"),
+    ("max_eval_pairs", lambda v: v >= 1, "must be 1 or more: the reward model's accuracy is measured on them"),
+    ("max_dropped_fraction", lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    ("min_reward_accuracy", lambda v: 0 <= v <= 1, "must be between 0 and 1 (0 turns the check off)"),
+    ("best_of_n", lambda v: v >= 0, "must be 0 (left out) or more"),
+    ("fewshot_shots", lambda v: v >= 0, "must be 0 or more"),
+    ("llm_judge_batch_size", lambda v: v >= 1, "must be 1 or more"),
+    ("limit", lambda v: v >= 1, "must be 1 or more (examples per task)"),
+    ("num_fewshot", lambda v: v >= 0, "must be 0 or more"),
+    *((rate, lambda v: 0 <= v <= 1, "must be between 0 and 1 (a share of the demonstrations)")
+      for rate in ("wrong_rate", "verbose_rate", "rude_rate", "missed_refusal_rate", "over_refusal_rate")),
 )
+
+
+def relations(config) -> list[str]:
+    """Values fine alone and impossible together."""
+    get = lambda key: getattr(config, key, None)  # noqa: E731
+    problems = []
+    if isinstance(get("hidden_size"), int) and isinstance(get("num_attention_heads"), int) \
+            and get("num_attention_heads") >= 1 and get("hidden_size") % get("num_attention_heads"):
+        problems.append(f"hidden_size: {get('hidden_size')} is not a multiple of num_attention_heads "
+                        f"({get('num_attention_heads')}): each head takes an equal share; change either")
+    if all(isinstance(get(k), int) and get(k) >= 1 for k in ("total_episodes", "num_mini_batches",
+                                                             "per_device_train_batch_size",
+                                                             "gradient_accumulation_steps")):
+        batch = get("per_device_train_batch_size") * get("gradient_accumulation_steps")  # episodes per PPO update
+        if get("total_episodes") < batch:
+            problems.append(f"total_episodes: {get('total_episodes')} is less than one PPO batch "
+                            f"(per_device_train_batch_size {get('per_device_train_batch_size')} x "
+                            f"gradient_accumulation_steps {get('gradient_accumulation_steps')} = {batch}); raise "
+                            "total_episodes or lower the batch")
+        if batch % get("num_mini_batches"):
+            problems.append(f"num_mini_batches: {get('num_mini_batches')} does not divide the PPO batch of {batch} "
+                            "episodes (per_device_train_batch_size x gradient_accumulation_steps); choose a divisor")
+    return problems
+
+
+def wrong_types(config) -> list[str]:
+    """Keys whose YAML value has a type its field cannot take (`max_steps: 2.5`, `lora_r: [8]`): the parser
+    keeps YAML values as they are, and they would fail later with a library's error, or not at all."""
+    try:
+        hints = typing.get_type_hints(type(config))
+    except Exception:  # a field annotated with a name this module cannot resolve: nothing to check
+        return []
+    problems = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name, None)
+        wanted = _simple(hints.get(f.name))
+        if value is None or wanted is None:
+            continue
+        name, ok = {bool: ("true or false", lambda v: isinstance(v, bool)),
+                    int: ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+                    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+                    str: ("text", lambda v: isinstance(v, str)),
+                    list: ("a list", lambda v: isinstance(v, (list, str)))}[wanted]  # "all-linear" is a value
+        if not ok(value):
+            problems.append(f"{f.name}: {value!r} is not {name}")
+    return problems
+
+
+def _simple(hint):
+    """bool, int, float, str or list where `hint` is one of them (or it or None); None for anything else."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _simple(options[0]) if len(options) == 1 else None
+    if typing.get_origin(hint) is list or hint is list:
+        return list
+    return hint if hint in (bool, int, float, str) else None
 
 
 CHOICES = {"invalid_rows": ("error", "skip")}  # keys whose value is one of a few words, checked even where unused
@@ -124,9 +227,12 @@ CHOICES = {"invalid_rows": ("error", "skip")}  # keys whose value is one of a fe
 def out_of_range(config) -> list[str]:
     """Each key of `config` (a parsed dataclass) whose value cannot give a meaningful run, with what to do; the
     training length counts as set when `max_steps` is (it overrides `num_train_epochs`)."""
-    problems = []
+    problems = wrong_types(config)
+    wrong = {p.split(":")[0] for p in problems}
     for key, ok, fix in RANGES:
         value = getattr(config, key, None)
+        if key in wrong:
+            continue
         if key == "num_train_epochs" and (getattr(config, "max_steps", -1) or -1) > 0:
             continue
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not ok(value):
@@ -134,7 +240,7 @@ def out_of_range(config) -> list[str]:
     for key, allowed in CHOICES.items():
         if hasattr(config, key) and getattr(config, key) not in allowed:
             problems.append(f"{key}: {getattr(config, key)!r} is not one of {list(allowed)}")
-    return problems
+    return problems + (relations(config) if not problems else [])
 
 
 def _unknown(key: str, known: list[str], what: str) -> str:

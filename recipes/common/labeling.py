@@ -10,11 +10,22 @@ import csv
 import json
 from pathlib import Path
 
-from recipes.common.errors import ConfigError, InputError
+from recipes.common.errors import ConfigError, InputError, NotWritableError
 
 
 class LabelingError(InputError):
     """A row of a filled-in labeling file that cannot be read; names file, row and field."""
+
+
+def check_path(path: str | Path | None, key: str) -> None:
+    """A labeling file to write: set, .jsonl or .csv, in a directory that can be made (said before sampling)."""
+    if not path:
+        raise ConfigError(f"{key} is not set; name the .jsonl or .csv file to write for the labelers")
+    if Path(path).suffix not in (".csv", ".jsonl"):
+        raise ConfigError(f"{key} {path}: use a .jsonl or .csv file")
+    blocked = next((d for d in Path(path).resolve().parents if d.exists() and not d.is_dir()), None)
+    if blocked is not None:
+        raise NotWritableError(f"{key}: cannot write {path}: {blocked} is a file; choose another path")
 
 
 def export(path: str | Path, prompts: list[str], responses: list[list[str]]) -> Path:

@@ -111,7 +111,11 @@ def check_reward_accuracy(path: str, minimum: float) -> float | None:
         print(f"reward_model_path: {path} has no eval_results.json from a reward stage; its held-out accuracy is "
               "not checked (min_reward_accuracy)")
         return None
-    accuracy = json.loads(results.read_text()).get("accuracy")
+    try:
+        accuracy = json.loads(results.read_text()).get("accuracy")
+    except ValueError as error:
+        raise InputError(f"reward_model_path: {results} is not valid JSON ({error}); rerun the reward stage that "
+                         "wrote it") from None
     if accuracy is not None and accuracy < minimum:
         raise ConfigError(f"reward_model_path: {path} ranks held-out pairs correctly {accuracy:.1%} of the time "
                           f"({results}), below min_reward_accuracy={minimum}: RL would optimize its mistakes. Train "
@@ -360,7 +364,7 @@ def run_stage(spec: Finish, build, script_args: RLArguments, training_args, mode
     push = check_inputs(model_args, training_args, paths, reward_model_required, script_args.min_reward_accuracy)
     if reward_model_required:  # PPO, RLOO, GRPO: prompts that fit, or the reason none does, before any output
         training_prompts(script_args, policy_tokenizer(paths.sft_model_path))
-    out = run_dir.start_stage(training_args.output_dir)
+    out = run_dir.start_stage(training_args.output_dir, spec.method)
     run_dir.save_config(out, script_args, training_args, model_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     trainer = build(script_args, training_args, model_args)

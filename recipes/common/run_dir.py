@@ -28,18 +28,39 @@ SECRETS = ("hub_token", "push_to_hub_token")  # never written to disk
 _INPUTS: dict[Path, str] = {}  # the local inputs this process's stage checked, by path: none may be its output
 
 
-def start_stage(output_dir: str | os.PathLike) -> Path:
-    """Make the directory and forget any earlier completion, so that a run killed from here on is not complete.
-    Refuses an output directory that is one of the stage's inputs, holds one or lies inside one: writing there would
-    overwrite (and un-complete) the stage it reads."""
+def check_output(output_dir: str | os.PathLike, stage: str | None = None) -> Path:
+    """Refuse, without writing anything, an output directory that is one of the stage's inputs, holds one or lies
+    inside one (writing there would overwrite, and un-complete, the stage it reads), that holds another kind of
+    finished stage, or that cannot be made because a file stands in its path."""
     path = Path(output_dir)
+    mine = path.resolve()
     for source, key in _INPUTS.items():
-        mine = path.resolve()
         if mine == source or mine in source.parents or source in mine.parents:
             raise ConfigError(f"output_dir: {output_dir} would write over {key} ({source}); give the stage a "
-                             "directory of its own")
+                              "directory of its own")
+    try:
+        other = json.loads((path / MARKER).read_text()).get("stage") if (path / MARKER).is_file() else None
+    except (OSError, ValueError):
+        other = None
+    if stage is not None and other is not None and other != stage:
+        raise ConfigError(f"output_dir: {output_dir} holds a finished {other} stage; give this {stage} stage a "
+                          "directory of its own (or delete that one)")
+    blocked = next((d for d in [mine, *mine.parents] if d.exists() and not d.is_dir()), None)
+    if blocked is not None:
+        raise NotWritableError(f"output_dir: cannot make {output_dir}: {blocked} is a file; choose a directory path")
+    return path
+
+
+def start_stage(output_dir: str | os.PathLike, stage: str | None = None) -> Path:
+    """Make the directory and forget any earlier completion, so that a run killed from here on is not complete,
+    after `check_output`."""
+    path = check_output(output_dir, stage)
     _INPUTS.clear()  # the next stage run in this process checks its own
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NotWritableError(f"output_dir: cannot make {output_dir} ({error.strerror}); choose a directory you "
+                               "can write to") from None
     (path / MARKER).unlink(missing_ok=True)
     return path
 
@@ -138,15 +159,41 @@ def check_input(path: str | None, key: str, kind: str | None = None) -> None:
     if not p.exists():
         if looks_local:
             raise MissingInputError(f"{key}: {path} does not exist; run the stage that writes it first")
+        if kind is not None and _offline() and not _cached(path):
+            raise MissingInputError(f"{key}: {path} is not a local path, and as a Hub id it is not in the cache "
+                                    "while offline (HF_HUB_OFFLINE=1); fix the path, or download the model first")
         return  # a Hub id
+    if kind is not None:  # a model: a directory with config.json, not a file or a bare adapter
+        if not p.is_dir():
+            raise InputError(f"{key}: {path} is a file; point {key} at a model directory (one with config.json)")
+        if not (p / "config.json").is_file():
+            merged = " (its merged model is in merged/)" if (p / "merged" / "config.json").is_file() else ""
+            what = "a LoRA adapter, not a whole model" if (p / "adapter_config.json").is_file() \
+                else "not a model directory (no config.json)"
+            raise InputError(f"{key}: {path} is {what}{merged}; point {key} at a model directory")
     stage = next((d for d in (p, p.parent) if (d / "config.yaml").exists()), None)
     if stage is not None and not is_complete(stage):
         raise InputError(f"{key}: {stage} is an unfinished stage (no complete {MARKER}); rerun that stage first")
-    if kind is not None and (p / "config.json").is_file():
+    if kind in KINDS:
         suffix, wanted = KINDS[kind]
         architectures = json.loads((p / "config.json").read_text()).get("architectures") or []
         if architectures and not any(a.endswith(suffix) for a in architectures):
             raise InputError(f"{key}: {path} is a {architectures[0]}, not {wanted}; point {key} at one")
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_OFFLINE
+
+
+def _cached(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id either
+        return False
 
 
 def check_writable(directory: str | os.PathLike, key: str) -> Path:
