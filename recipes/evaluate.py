@@ -35,11 +35,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transformers import AutoTokenizer
+
 from recipes.common import report as render
 from recipes.common import run_dir
 from recipes.common.cli import run_main
 from recipes.common.data import load_prompts
-from recipes.common.errors import ConfigError, MissingInputError
+from recipes.common.errors import ConfigError, InputError, MissingInputError
 from recipes.common.evaluation import judge_models, ladder, run_models
 from recipes.common.judges import check_template
 from recipes.toy import WorldArguments
@@ -90,6 +92,9 @@ def main(args: EvaluateArguments) -> dict:
             run_dir.check_input(getattr(args, key), key, kind)
     if args.llm_judge and args.llm_judge != "sft":
         run_dir.check_input(args.llm_judge, "llm_judge", "causal_lm")
+    if args.llm_judge and not AutoTokenizer.from_pretrained(
+            args.sft_model if args.llm_judge == "sft" else args.llm_judge).chat_template:
+        raise InputError(f"llm_judge: {args.llm_judge} has no chat template; use a chat (instruct) model as the judge")
     if args.llm_judge and not Path(args.llm_judge_template).is_file():
         in_repo = Path(__file__).resolve().parents[1] / args.llm_judge_template  # the default, run from elsewhere
         if not in_repo.is_file():

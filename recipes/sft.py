@@ -31,6 +31,7 @@ from recipes.common import hub, run_dir
 from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
 from recipes.common.cli import run_main
 from recipes.common.data import check_fit, load_any
+from recipes.common.errors import ConfigError
 from recipes.common.formats import to_prompt_completion, to_sft
 from recipes.common.gold import gold_eval
 from recipes.common.tokenizer import read_template, settle_pad
@@ -117,8 +118,13 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     run_dir.check_input(model_args.model_name_or_path, "model_name_or_path", "causal_lm")
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    template = read_template(training_args.chat_template_path)
+    if template is None and training_args.chat_template_path is None and tokenizer.chat_template is None:
+        raise ConfigError(f"chat_template_path: {model_args.model_name_or_path}'s tokenizer has no chat template; "
+                          "set chat_template_path: configs/templates/chatml.jinja (with eos_token: <|im_end|>), or "
+                          "start from a model that has one")
+    tokenizer.chat_template = template or tokenizer.chat_template  # as the trainer will: the lengths below use it
     note = settle_pad(tokenizer, model_args.model_name_or_path, eos_token=training_args.eos_token,
-                      chat_template=read_template(training_args.chat_template_path),
                       pad_token=training_args.pad_token)
     if note:
         print(note)

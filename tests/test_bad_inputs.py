@@ -249,6 +249,26 @@ CASES = [
          copy={"rm_stage": "{reward}/.."}, files={"rm_stage/eval_results.json": "{accuracy: 0.9"}),
     Case("benchmarks-report-dir-under-a-file", "benchmarks", ["--report_dir", "{tmp}/a_file/run"],
          ["report_dir: cannot write in {tmp}/a_file/run"], files={"a_file": "x"}),
+    Case("sft-data-not-utf8", "sft", ["--dataset_name", "{tmp}/data.jsonl"], ["data.jsonl: not UTF-8 text"],
+         files={"data.jsonl": "\udce9"}),
+    Case("sft-csv-header-only", "sft", ["--dataset_name", "{tmp}/data.csv"], ["data.csv: cannot be read as csv"],
+         files={"data.csv": "prompt,completion\n"}),
+    Case("sft-parquet-that-is-text", "sft", ["--dataset_name", "{tmp}/data.parquet"],
+         ["data.parquet: cannot be read as parquet", "holds what its extension says"], files={"data.parquet": "a,b"}),
+    Case("sft-glob-matching-nothing", "sft", ["--dataset_name", "{tmp}/shards/*.jsonl"],
+         ["{tmp}/shards/*.jsonl: matches no file"]),
+    Case("sft-empty-jsonl", "sft", ["--dataset_name", "{tmp}/data.jsonl"], ["data.jsonl: has no rows"],
+         files={"data.jsonl": "\n"}),
+    Case("ppo-reward-model-of-another-vocabulary", "ppo", ["--reward_model_path", "{tmp}/rm_stage/merged"],
+         ["reward_model_path: {tmp}/rm_stage/merged has another vocabulary than sft_model_path"],
+         copy={"rm_stage": "{reward}/.."}, files={"rm_stage/merged/tokenizer.json": "OTHER_VOCAB"}),
+    Case("sft-base-without-chat-template", "sft", ["--model_name_or_path", "{tmp}/base"],
+         ["chat_template_path: {tmp}/base's tokenizer has no chat template",
+          "set chat_template_path: configs/templates/chatml.jinja"],
+         copy={"base": "{base}"}, files={"base/chat_template.jinja": "DELETE"}),
+    Case("evaluate-llm-judge-without-chat-template", "evaluate", ["--llm_judge", "{tmp}/base"],
+         ["llm_judge: {tmp}/base has no chat template; use a chat (instruct) model"],
+         copy={"base": "{base}"}, files={"base/chat_template.jinja": "DELETE"}),
     # ---- data files: rows and fields named
     Case("sft-invalid-json-line", "sft", ["--dataset_name", "{tmp}/data.jsonl"],
          ["data.jsonl: line 2: not valid JSON", "fix the line"], files={"data.jsonl": jsonl(GOOD[0]) + "{oops\n"}),
@@ -319,7 +339,12 @@ def test_bad_input_is_refused_before_training_naming_place_and_fix(case, run, tm
         shutil.copytree(fill(source), tmp_path / name)
     for name, text in case.files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+        if text == "DELETE":
+            (tmp_path / name).unlink()
+            continue
+        if text == "OTHER_VOCAB":  # the same tokenizer with one token renamed
+            text = (run["reward"] / name.split("/")[-1]).read_text().replace('"<|im_start|>"', '"<|im_begin|>"')
+        (tmp_path / name).write_bytes(text.encode("utf-8", "surrogateescape"))
     if case.id.startswith(("sft-unfinished", "dpo-unfinished")):
         shutil.copytree(run["sft"].parent, tmp_path / "half", ignore=shutil.ignore_patterns("stage.json"))
     if case.id == "d8-rl-reward-model-with-another-pad":  # made when the SFT model still padded with its eos

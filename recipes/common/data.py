@@ -9,6 +9,7 @@ column is named by line and field; with `invalid_rows: skip` it is blanked, so t
 
 from __future__ import annotations
 
+import glob
 import gzip
 import json
 from collections import Counter
@@ -38,9 +39,24 @@ def load_any(name: str, config: str | None = None, split: str = "train", invalid
             raise ConfigError(f"{name} is one file, so its only split is 'train', not {split!r}: to hold rows out, "
                              "split it by slices (e.g. train[:90%] to train on and train[90%:] to test on), or give "
                              "a directory written by save_to_disk with a test split")
-        if _BUILDERS[suffix] == "json" and path.is_file() and path.suffix in (".json", ".jsonl", ".gz"):
-            return _slice(DatasetDict(train=_read_json(path, invalid_rows)), f"train{part}")
-        return load_dataset(_BUILDERS[suffix], data_files=name, split=f"train{part}")
+        if "*" in name and not glob.glob(name):
+            raise MissingInputError(f"{name}: matches no file")
+        try:
+            if _BUILDERS[suffix] == "json" and path.is_file() and path.suffix in (".json", ".jsonl", ".gz"):
+                rows = _slice(DatasetDict(train=_read_json(path, invalid_rows)), f"train{part}")
+            else:
+                rows = load_dataset(_BUILDERS[suffix], data_files=name, split=f"train{part}")
+        except UnicodeDecodeError as error:
+            raise InputError(f"{name}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+        except (InputError, ConfigError):
+            raise
+        except Exception as error:  # pyarrow's and datasets' own: a file that is not what its name says, or empty
+            raise InputError(f"{name}: cannot be read as {_BUILDERS[suffix]} ({type(error).__name__}: "
+                             f"{str(error).splitlines()[0] if str(error) else 'no rows'}); check that the file "
+                             "holds what its extension says, with at least one row") from None
+        if len(rows) == 0:
+            raise InputError(f"{name}: has no rows; give a file with data")
+        return rows
     if path.suffix in _BUILDERS or name.startswith((".", "/")):
         raise MissingInputError(f"{name}: no such file or directory")
     return load_dataset(name, config, split=split)  # a Hub dataset id

@@ -88,6 +88,10 @@ def check_inputs(model_args, training_args, paths, reward_model_required: bool =
         check_reward_accuracy(paths.reward_model_path, min_reward_accuracy)
     tokenizer = policy_tokenizer(paths.sft_model_path, say=True)
     if paths.reward_model_path is not None:
+        if AutoTokenizer.from_pretrained(paths.reward_model_path).get_vocab() != tokenizer.get_vocab():
+            raise InputError(f"reward_model_path: {paths.reward_model_path} has another vocabulary than "
+                             f"sft_model_path {paths.sft_model_path}: the reward model would read the policy's token "
+                             "ids as other words. Train it from the SFT model (recipes.reward)")
         check_reward_pad(paths.reward_model_path, tokenizer.pad_token_id)
     return push
 
