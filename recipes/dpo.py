@@ -14,6 +14,8 @@ the gold labeler watches training and compares DPO with SFT as it does for PPO; 
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 
 from transformers import set_seed
@@ -77,6 +79,11 @@ def main(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: 
     if script_args.dataset_name is None:
         raise ConfigError("dataset_name: DPO trains on preference pairs; point it at the compare stage's "
                           "comparisons (e.g. runs/tiny/compare/comparisons) or a preference dataset")
+    losses = re.findall(r"`'(\w+)'`", next(f for f in dataclasses.fields(DPOConfig) if f.name == "loss_type")
+                        .metadata["help"])  # TRL's own list: a typo would fail at the first training step
+    if losses and set(training_args.loss_type) - set(losses):
+        raise ConfigError(f"loss_type: {sorted(set(training_args.loss_type) - set(losses))} are not DPO losses; "
+                          f"choose from {losses}")
     if training_args.beta <= 0:
         raise ConfigError(f"beta: {training_args.beta}; DPO needs beta > 0 (0.1 is TRL's default)")
     run_dir.check_input(script_args.dataset_name, "dataset_name")

@@ -158,6 +158,11 @@ CASES = [
     Case("dpo-beta-negative", "dpo", ["--beta", "-1"], ["beta: -1.0 must be 0 or more"]),
     Case("dpo-max-length-drops-pairs", "dpo", ["--max_length", "6"], ["max_length: 6 drops", "pairs",
                                                                       "max_dropped_fraction=0.1"]),
+    Case("dpo-loss-type-typo", "dpo", ["--loss_type", "sigmod"], ["loss_type: ['sigmod'] are not DPO losses",
+                                                                  "'sigmoid'"]),
+    Case("sft-target-modules-one-string", "sft", [], ["lora_target_modules: 'q_proj, v_proj' is one string",
+                                                      "[q_proj, v_proj]"],
+         config={"lora_target_modules": "q_proj, v_proj"}),
     Case("dpo-learning-rate-0", "dpo", ["--learning_rate", "0"], ["learning_rate: 0.0 must be above 0"]),
     # ---- paths: missing, unfinished, the wrong kind, the output over an input
     Case("sft-reward-model-as-base", "sft", ["--model_name_or_path", "{reward}"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import sys
 import types
 import typing
@@ -185,6 +186,11 @@ def relations(config) -> list[str]:
         if batch % get("num_mini_batches"):
             problems.append(f"num_mini_batches: {get('num_mini_batches')} does not divide the PPO batch of {batch} "
                             "episodes (per_device_train_batch_size x gradient_accumulation_steps); choose a divisor")
+    modules = get("lora_target_modules")
+    if isinstance(modules, str) and modules != "all-linear" and re.search(r"[,\s]", modules):
+        names = ", ".join(m for m in re.split(r"[,\s]+", modules) if m)
+        problems.append(f"lora_target_modules: {modules!r} is one string (peft reads it as one pattern); write a "
+                        f"list, e.g. [{names}], or all-linear")
     return problems
 
 
