@@ -124,6 +124,9 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
                           "set chat_template_path: configs/templates/chatml.jinja (with eos_token: <|im_end|>), or "
                           "start from a model that has one")
     tokenizer.chat_template = template or tokenizer.chat_template  # as the trainer will: the lengths below use it
+    if training_args.eos_token is not None and training_args.eos_token not in tokenizer.get_vocab():
+        raise ConfigError(f"eos_token: {training_args.eos_token!r} is not a token of {model_args.model_name_or_path}'s "
+                          "tokenizer; name the token its chat template ends each turn with (e.g. <|im_end|>)")
     note = settle_pad(tokenizer, model_args.model_name_or_path, eos_token=training_args.eos_token,
                       pad_token=training_args.pad_token)
     if note:

@@ -301,6 +301,8 @@ CASES = [
          ["invalid_rows: 'drop' is not one of ['error', 'skip']"]),
     Case("sft-token-not-in-vocabulary", "sft", ["--trainable_token_embeddings", "<|tool|>"],
          ["trainable_token_embeddings: ['<|tool|>'] are not tokens"]),
+    Case("sft-eos-token-not-in-vocabulary", "sft", ["--eos_token", "</s>"],
+         ["eos_token: '</s>' is not a token of {base}'s tokenizer"]),
     Case("sft-pad-token-not-in-vocabulary", "sft", ["--pad_token", "<pad>"],
          ["pad_token: '<pad>' is not a token of its vocabulary"]),
     Case("pretrain-text-column-missing", "pretrain", ["--dataset_name", "{tmp}/docs.jsonl"],

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -88,12 +89,21 @@ def check_inputs(model_args, training_args, paths, reward_model_required: bool =
         check_reward_accuracy(paths.reward_model_path, min_reward_accuracy)
     tokenizer = policy_tokenizer(paths.sft_model_path, say=True)
     if paths.reward_model_path is not None:
-        if AutoTokenizer.from_pretrained(paths.reward_model_path).get_vocab() != tokenizer.get_vocab():
+        if not same_vocabulary(paths.reward_model_path, tokenizer):
             raise InputError(f"reward_model_path: {paths.reward_model_path} has another vocabulary than "
                              f"sft_model_path {paths.sft_model_path}: the reward model would read the policy's token "
                              "ids as other words. Train it from the SFT model (recipes.reward)")
         check_reward_pad(paths.reward_model_path, tokenizer.pad_token_id)
     return push
+
+
+def same_vocabulary(reward_model_path: str, tokenizer) -> bool:
+    """Whether the reward model reads token ids as the policy's tokenizer writes them: its own tokenizer's
+    vocabulary where it has one, else at least its embedding size."""
+    try:
+        return AutoTokenizer.from_pretrained(reward_model_path).get_vocab() == tokenizer.get_vocab()
+    except (OSError, ValueError):  # saved without a tokenizer
+        return AutoConfig.from_pretrained(reward_model_path).vocab_size == len(tokenizer)
 
 
 def policy_tokenizer(sft_model_path: str, say: bool = False, **kwargs):

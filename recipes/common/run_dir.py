@@ -163,6 +163,9 @@ def check_input(path: str | None, key: str, kind: str | None = None) -> None:
             raise MissingInputError(f"{key}: {path} is not a local path, and as a Hub id it is not in the cache "
                                     "while offline (HF_HUB_OFFLINE=1); fix the path, or download the model first")
         return  # a Hub id
+    stage = next((d for d in (p, p.parent) if (d / "config.yaml").exists()), None)
+    if stage is not None and not is_complete(stage):
+        raise InputError(f"{key}: {stage} is an unfinished stage (no complete {MARKER}); rerun that stage first")
     if kind is not None:  # a model: a directory with config.json, not a file or a bare adapter
         if not p.is_dir():
             raise InputError(f"{key}: {path} is a file; point {key} at a model directory (one with config.json)")
@@ -171,9 +174,6 @@ def check_input(path: str | None, key: str, kind: str | None = None) -> None:
             what = "a LoRA adapter, not a whole model" if (p / "adapter_config.json").is_file() \
                 else "not a model directory (no config.json)"
             raise InputError(f"{key}: {path} is {what}{merged}; point {key} at a model directory")
-    stage = next((d for d in (p, p.parent) if (d / "config.yaml").exists()), None)
-    if stage is not None and not is_complete(stage):
-        raise InputError(f"{key}: {stage} is an unfinished stage (no complete {MARKER}); rerun that stage first")
     if kind in KINDS:
         suffix, wanted = KINDS[kind]
         architectures = json.loads((p / "config.json").read_text()).get("architectures") or []
