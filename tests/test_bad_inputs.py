@@ -118,6 +118,8 @@ CASES = [
          files={"runs/README": ""}),
     # ---- config files and command lines
     Case("config-missing", "sft", ["--config", "{tmp}/nope.yaml"], ["--config: {tmp}/nope.yaml does not exist"]),
+    Case("config-a-directory", "rloo", ["--config", "{tmp}/configs"], ["--config: {tmp}/configs is a directory"],
+         files={"configs/rloo.yaml": "max_steps: 1\n"}),
     Case("config-empty", "reward", ["--config", "{tmp}/empty.yaml"], ["{tmp}/empty.yaml: a config is a mapping",
                                                                        "not an empty file"], files={"empty.yaml": ""}),
     Case("config-a-list", "ppo", ["--config", "{tmp}/list.yaml"], ["list.yaml: a config is a mapping", "not a list"],

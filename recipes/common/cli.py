@@ -46,6 +46,9 @@ def parse_config(dataclass_types: Sequence[type], args: Sequence[str] | None = N
     rejects unknown command-line flags the same way, before anything is loaded or trained.
     """
     args = list(sys.argv[1:] if args is None else args)
+    if args.count("--config") > 1:
+        raise ConfigError("--config is given twice; give one config file and change single keys on the command "
+                          "line (--key value)")
     config_path = args[args.index("--config") + 1] if "--config" in args[:-1] else None
     if config_path is not None:
         check_yaml(config_path)
@@ -87,6 +90,8 @@ class _StrictLoader(yaml.SafeLoader):
 
 def check_yaml(path: str) -> None:
     """A config file that exists, parses, and is a mapping of keys to values, each given once."""
+    if os.path.isdir(path):
+        raise ConfigError(f"--config: {path} is a directory; give one YAML file in it (configs/ has one per stage)")
     if not os.path.isfile(path):
         raise MissingInputError(f"--config: {path} does not exist; give the path of a YAML config (configs/ has "
                                 "one per stage)")
