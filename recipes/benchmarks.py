@@ -16,6 +16,7 @@ as its "Benchmarks" section.
 
 from __future__ import annotations
 
+import difflib
 import json
 import random
 import re
@@ -144,6 +145,14 @@ def main(args: BenchmarkArguments) -> dict:
         run_dir.check_writable(args.report_dir, "report_dir")
     from lm_eval.tasks import TaskManager
 
+    others = [t for t in args.tasks if t not in TOY_TASKS]
+    known = TaskManager().all_tasks if others else []
+    unknown = [t for t in others if t not in known]
+    if unknown:
+        close = {t: difflib.get_close_matches(t, [*known, *TOY_TASKS], n=1) for t in unknown}
+        raise ConfigError(f"tasks: {unknown} are not lm-eval tasks nor {list(TOY_TASKS)}"
+                          + "".join(f" ('{t}': did you mean '{c[0]}'?)" for t, c in close.items() if c)
+                          + "; `lm-eval ls tasks` lists them")
     out = run_dir.start_stage(args.output_dir, "benchmarks")
     run_dir.save_config(out, args)
     if any(t in TOY_TASKS for t in args.tasks):

@@ -46,19 +46,24 @@ def parse_config(dataclass_types: Sequence[type], args: Sequence[str] | None = N
     rejects unknown command-line flags the same way, before anything is loaded or trained.
     """
     args = list(sys.argv[1:] if args is None else args)
+    # argparse takes "-3e-3" for an option (it knows only plain negative numbers): keep it as its flag's value
+    args = [f"{a}={args[i + 1]}" if a.startswith("--") and i + 1 < len(args) and _NEGATIVE.fullmatch(args[i + 1])
+            else a for i, a in enumerate(args) if not (i and _NEGATIVE.fullmatch(a) and args[i - 1].startswith("--"))]
     if args.count("--config") > 1:
         raise ConfigError("--config is given twice; give one config file and change single keys on the command "
                           "line (--key value)")
     config_path = args[args.index("--config") + 1] if "--config" in args[:-1] else None
-    if config_path is not None:
-        check_yaml(config_path)
     where = f"{config_path}: " if config_path else ""
+    if config_path is not None:
+        problems = yaml_types(check_yaml(config_path), dataclass_types)
+        if problems:
+            raise ConfigError("\n".join(where + p for p in problems))
     parser = TrlParser(dataclass_types, allow_abbrev=False)  # `--num_gen 4` is a typo, not num_generations
     try:
         *parsed, config_rest, cli_rest = parser.parse_args_and_config(
             args, return_remaining_strings=True, separate_remaining_strings=True
         )
-    except ValueError as error:  # a config class's own check, e.g. TrainingArguments' bf16 on a machine without it
+    except (ValueError, TypeError) as error:  # a config class's own check, e.g. TrainingArguments' bf16 on a CPU
         raise ConfigError(f"{where}{error}") from error
     known = sorted(action.dest for action in parser._actions)
     problems = [_unknown(key[2:], known, f"{config_path}: unknown key") for key in config_rest[::2]]
@@ -88,7 +93,44 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def check_yaml(path: str) -> None:
+_NEGATIVE = re.compile(r"-\d[\d.]*[eE][-+]?\d+")
+
+
+def yaml_types(data: dict, dataclass_types: Sequence[type]) -> list[str]:
+    """YAML values whose type their field cannot take, said before the config classes' own checks trip on them."""
+    problems = []
+    for cls in dataclass_types:
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:
+            continue
+        for f in dataclasses.fields(cls):
+            if f.name in data and data[f.name] is not None:
+                problems += _type_problem(f.name, data[f.name], _simple(hints.get(f.name)))
+    return list(dict.fromkeys(problems))
+
+
+def _type_problem(key: str, value, wanted) -> list[str]:
+    if wanted is None:
+        return []
+    name, ok = {bool: ("true or false", lambda v: isinstance(v, bool)),
+                int: ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+                float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                        or isinstance(v, str) and _is_number(v)),  # YAML reads 1e-3 as text; the parser converts
+                str: ("text", lambda v: isinstance(v, str)),
+                list: ("a list", lambda v: isinstance(v, (list, str)))}[wanted]  # "all-linear" is a value
+    return [] if ok(value) else [f"{key}: {value!r} is not {name}"]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def check_yaml(path: str) -> dict:
     """A config file that exists, parses, and is a mapping of keys to values, each given once."""
     if os.path.isdir(path):
         raise ConfigError(f"--config: {path} is a directory; give one YAML file in it (configs/ has one per stage)")
@@ -103,6 +145,7 @@ def check_yaml(path: str) -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config is a mapping of keys to values (key: value lines), not "
                           f"{'an empty file' if data is None else 'a ' + type(data).__name__}")
+    return data
 
 
 # Values that would train nothing, or train backwards, and still give a stage marked complete: (key, test, what to do)
@@ -166,6 +209,12 @@ RANGES = (
     ("llm_judge_batch_size", lambda v: v >= 1, "must be 1 or more"),
     ("limit", lambda v: v >= 1, "must be 1 or more (examples per task)"),
     ("num_fewshot", lambda v: v >= 0, "must be 0 or more"),
+    ("seed", lambda v: 0 <= v < 2**32, "must be between 0 and 2**32 - 1"),
+    ("world_seed", lambda v: 0 <= v < 2**32, "must be between 0 and 2**32 - 1"),
+    ("world_entities", lambda v: v >= 2, "must be 2 or more (the toy world's animals)"),
+    ("world_max_operand", lambda v: v >= 1, "must be 1 or more"),
+    ("eval_steps", lambda v: v > 0, "must be above 0 (or unset: logging_steps)"),
+    ("warmup_steps", lambda v: v >= 0, "must be 0 or more"),
     *((rate, lambda v: 0 <= v <= 1, "must be between 0 and 1 (a share of the demonstrations)")
       for rate in ("wrong_rate", "verbose_rate", "rude_rate", "missed_refusal_rate", "over_refusal_rate")),
 )
@@ -191,12 +240,23 @@ def relations(config) -> list[str]:
         if batch % get("num_mini_batches"):
             problems.append(f"num_mini_batches: {get('num_mini_batches')} does not divide the PPO batch of {batch} "
                             "episodes (per_device_train_batch_size x gradient_accumulation_steps); choose a divisor")
+    wanted = get("report_to") if isinstance(get("report_to"), list) else []
+    missing = [r for r in wanted if r not in ("none", "all") and r not in _available_trackers()]
+    if missing:
+        problems.append(f"report_to: {missing} not installed here (installed: {_available_trackers() or 'none'}); "
+                        "pip install it, or choose report_to: none or tensorboard")
     modules = get("lora_target_modules")
     if isinstance(modules, str) and modules != "all-linear" and re.search(r"[,\s]", modules):
         names = ", ".join(m for m in re.split(r"[,\s]+", modules) if m)
         problems.append(f"lora_target_modules: {modules!r} is one string (peft reads it as one pattern); write a "
                         f"list, e.g. [{names}], or all-linear")
     return problems
+
+
+def _available_trackers() -> list[str]:
+    from transformers.integrations import get_available_reporting_integrations
+
+    return get_available_reporting_integrations()
 
 
 def wrong_types(config) -> list[str]:
@@ -209,16 +269,8 @@ def wrong_types(config) -> list[str]:
     problems = []
     for f in dataclasses.fields(config):
         value = getattr(config, f.name, None)
-        wanted = _simple(hints.get(f.name))
-        if value is None or wanted is None:
-            continue
-        name, ok = {bool: ("true or false", lambda v: isinstance(v, bool)),
-                    int: ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-                    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
-                    str: ("text", lambda v: isinstance(v, str)),
-                    list: ("a list", lambda v: isinstance(v, (list, str)))}[wanted]  # "all-linear" is a value
-        if not ok(value):
-            problems.append(f"{f.name}: {value!r} is not {name}")
+        if value is not None:
+            problems += _type_problem(f.name, value, _simple(hints.get(f.name)))
     return problems
 
 
