@@ -39,7 +39,7 @@ from recipes.common import hub, run_dir
 from recipes.common.adapters import check_bf16
 from recipes.common.cli import run_main
 from recipes.common.data import load_any
-from recipes.common.errors import InputError
+from recipes.common.errors import ConfigError, InputError
 from recipes.common.generation import generate
 from recipes.common.tokenizer import END_OF_TEXT, train_tokenizer
 from recipes.toy import WorldArguments
@@ -79,6 +79,14 @@ def load_documents(args: PretrainArguments, seed: int) -> tuple[list[dict], list
     if args.text_column not in dataset.column_names:
         raise InputError(f"{args.dataset_name}: no column '{args.text_column}' (it has {dataset.column_names}); "
                          "set text_column in the config")
+    texts = dataset[args.text_column]
+    bad = next((i for i, t in enumerate(texts, start=1) if t is not None and not isinstance(t, str)), None)
+    if bad is not None:
+        raise InputError(f"{args.dataset_name}: row {bad}: field '{args.text_column}' is not text; fix or remove the "
+                         "row")
+    if args.num_eval_documents >= len(dataset):
+        raise ConfigError(f"num_eval_documents: {args.num_eval_documents} held-out documents, but "
+                          f"{args.dataset_name} has only {len(dataset)}; hold out fewer")
     splits = dataset.train_test_split(test_size=args.num_eval_documents, seed=seed)
     as_docs = lambda d: [{"text": t, "genre": "text"} for t in d[args.text_column] if t and t.strip()]  # noqa: E731
     return as_docs(splits["train"]), as_docs(splits["test"])

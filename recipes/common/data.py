@@ -9,13 +9,23 @@ column is named by line and field; with `invalid_rows: skip` it is blanked, so t
 
 from __future__ import annotations
 
+import csv
 import glob
 import gzip
 import json
 from collections import Counter
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, ReadInstruction, concatenate_datasets, load_dataset, load_from_disk
+from datasets import (
+    Dataset,
+    DatasetDict,
+    Features,
+    ReadInstruction,
+    Value,
+    concatenate_datasets,
+    load_dataset,
+    load_from_disk,
+)
 
 from recipes.common.errors import ConfigError, InputError, MissingInputError
 
@@ -28,7 +38,13 @@ def load_any(name: str, config: str | None = None, split: str = "train", invalid
         loaded = load_from_disk(str(path))
         if not isinstance(loaded, DatasetDict):
             return loaded
-        return loaded[split] if "[" not in split else _slice(loaded, split)
+        if split.split("[")[0] not in loaded:
+            raise ConfigError(f"{name} has no split {split.split('[')[0]!r} (it has {list(loaded)}); set the "
+                              "stage's split key (dataset_train_split, dataset_test_split...) to one of them")
+        rows = loaded[split] if "[" not in split else _slice(loaded, split)
+        if len(rows) == 0:
+            raise InputError(f"{name}: split {split!r} has no rows; give it rows or choose another split")
+        return rows
     suffix = "".join(s for s in path.suffixes if s in _BUILDERS) or path.suffix
     if path.is_file() or (suffix in _BUILDERS and "*" in name):
         if suffix not in _BUILDERS:
@@ -44,6 +60,12 @@ def load_any(name: str, config: str | None = None, split: str = "train", invalid
         try:
             if _BUILDERS[suffix] == "json" and path.is_file() and path.suffix in (".json", ".jsonl", ".gz"):
                 rows = _slice(DatasetDict(train=_read_json(path, invalid_rows)), f"train{part}")
+            elif _BUILDERS[suffix] == "csv" and path.is_file():  # every cell as text, an empty one as "" (pandas
+                # would make a column of answers like "4" numbers, and an empty cell a NaN in every row's type)
+                with open(path, newline="", encoding="utf-8") as f:
+                    header = next(csv.reader(f), [])
+                rows = load_dataset("csv", data_files=name, split=f"train{part}", keep_default_na=False,
+                                    features=Features({column: Value("string") for column in header}))
             else:
                 rows = load_dataset(_BUILDERS[suffix], data_files=name, split=f"train{part}")
         except UnicodeDecodeError as error:
@@ -57,6 +79,12 @@ def load_any(name: str, config: str | None = None, split: str = "train", invalid
         if len(rows) == 0:
             raise InputError(f"{name}: has no rows; give a file with data")
         return rows
+    if path.is_dir():
+        if not any(f.suffix in _BUILDERS for f in path.rglob("*") if f.is_file()):
+            raise InputError(f"{name} is a directory, but neither one save_to_disk wrote (no dataset_info.json or "
+                             f"dataset_dict.json) nor one holding data files ({sorted(_BUILDERS)}); point at a file "
+                             "or such a directory")
+        return load_dataset(str(path), split=split)  # a directory of data files, read as the Hub would
     if path.suffix in _BUILDERS or name.startswith((".", "/")):
         raise MissingInputError(f"{name}: no such file or directory")
     return load_dataset(name, config, split=split)  # a Hub dataset id
@@ -159,7 +187,15 @@ def load_prompts(name: str, config: str | None, split: str, column: str = "promp
 
     raw = load_any(name, config, split)
     if column in raw.column_names and not {"chosen", "rejected"} <= set(raw.column_names):
-        prompts = [p for p in raw[column] if isinstance(p, str) and p.strip()]
+        bad = next(((i, p) for i, p in enumerate(raw[column], start=1) if not isinstance(p, str)), None)
+        if bad is not None:
+            raise InputError(f"{name}: row {bad[0]}: field '{column}' is {_kind(bad[1])}, not a prompt's text; fix "
+                             "or remove the row")
+        prompts = [p for p in raw[column] if p.strip()]
+        if len(prompts) < len(raw):
+            print(f"{name}: {len(raw) - len(prompts)} empty prompts left out")
+        if not prompts:
+            raise InputError(f"{name}: every row's '{column}' is empty; give prompts")
     else:
         prompts = [row["messages"][-2]["content"] for row in to_sft(raw, name, "skip")[0]]
     return list(dict.fromkeys(prompts))[:limit]

@@ -194,8 +194,18 @@ def to_sft(dataset: Dataset, source: str, invalid_rows: str = "error") -> tuple[
 
 
 def to_preference(dataset: Dataset, source: str, invalid_rows: str = "error") -> tuple[Dataset, Conversion]:
-    return _convert(dataset, source, invalid_rows, lambda ex, _, src, row: [_preference(ex, src, row)],
-                    only="preference")
+    """Pairs; one whose chosen and rejected replies are the same teaches nothing and is left out, counted."""
+    pairs, report = _convert(dataset, source, invalid_rows, lambda ex, _, src, row: [_preference(ex, src, row)],
+                             only="preference")
+    keep = [i for i, (c, r) in enumerate(zip(pairs["chosen"], pairs["rejected"])) if c != r]
+    if len(keep) < len(pairs):
+        if not keep:
+            raise FormatError(f"{source}: in every pair the chosen and rejected replies are the same; a preference "
+                              "dataset needs pairs that differ")
+        report.skipped["chosen and rejected the same (nothing to learn)"] += len(pairs) - len(keep)
+        pairs = pairs.select(keep)
+        report.rows_out = len(pairs)
+    return pairs, report
 
 
 def to_prompt_completion(messages_rows: Dataset) -> Dataset:

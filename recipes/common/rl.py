@@ -100,10 +100,12 @@ def check_inputs(model_args, training_args, paths, reward_model_required: bool =
 def same_vocabulary(reward_model_path: str, tokenizer) -> bool:
     """Whether the reward model reads token ids as the policy's tokenizer writes them: its own tokenizer's
     vocabulary where it has one, else at least its embedding size."""
+    if AutoConfig.from_pretrained(reward_model_path).vocab_size < len(tokenizer):
+        return False
     try:
         return AutoTokenizer.from_pretrained(reward_model_path).get_vocab() == tokenizer.get_vocab()
-    except (OSError, ValueError):  # saved without a tokenizer
-        return AutoConfig.from_pretrained(reward_model_path).vocab_size == len(tokenizer)
+    except (OSError, ValueError):  # saved without a tokenizer: its embedding size is all there is to check
+        return True
 
 
 def policy_tokenizer(sft_model_path: str, say: bool = False, **kwargs):
