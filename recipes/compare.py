@@ -171,6 +171,15 @@ def main(args: CompareArguments) -> dict:
     push = hub.check_push(args)  # fails here, not after sampling, if the upload could not happen
     if args.labeler == "human" and args.rankings_file:
         prompts, responses, rankings = labeling.load(args.rankings_file)
+        if args.dataset_name is None:  # then the toy world's gold labeler scores them: they must be its prompts
+            world = args.world()
+            for n, prompt in enumerate(prompts, start=1):
+                try:
+                    world.task_for(prompt)
+                except ValueError:
+                    raise InputError(f"{args.rankings_file}: row {n}: {prompt[:60]!r} is not a prompt of the toy "
+                                     "world, whose gold labeler would score the answers; set dataset_name to the "
+                                     "dataset the prompts came from (no gold scores are kept then)") from None
         judge_start(args, prompts)
     else:
         run_dir.check_input(args.policy, "policy", "causal_lm")

@@ -206,8 +206,12 @@ def run_stage(args: PipelineArguments, stage: str, *, in_process: bool = False) 
 
 def main(args: PipelineArguments) -> dict:
     preflight(args)
-    run = Path(args.run_dir)
-    run.mkdir(parents=True, exist_ok=True)
+    if args.base_model:
+        run_dir.check_input(args.base_model, "base_model", "causal_lm")
+    if (Path(args.run_dir) / run_dir.MARKER).is_file():
+        raise ConfigError(f"run_dir: {args.run_dir} is a stage's directory (it holds {run_dir.MARKER}), not a run's; "
+                          "choose a directory for the whole run (its stages go in subdirectories)")
+    run = run_dir.check_writable(args.run_dir, "run_dir")  # made here, or said why not
     run_dir.save_config(run, args, name="pipeline.yaml")
     path = run / "timings.json"  # each stage's seconds; a stage skipped as complete keeps the time it took to run
     earlier = json.loads(path.read_text()) if path.exists() else {}

@@ -52,7 +52,14 @@ def load(path: str | Path) -> tuple[list[str], list[list[str]], list[list[int]]]
         with path.open(newline="") as f:
             rows = list(csv.DictReader(f))
     elif path.suffix == ".jsonl":
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = []
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise LabelingError(f"{path}: line {number}: not valid JSON ({error.msg}); fix the line") from None
     else:
         raise ConfigError(f"rankings_file {path}: use a .jsonl or .csv file")
     prompts, responses, rankings = [], [], []
@@ -67,6 +74,10 @@ def load(path: str | Path) -> tuple[list[str], list[list[str]], list[list[int]]]
         if not isinstance(ranking, list) or not ranking or sorted(ranking) != list(range(1, len(keys) + 1)):
             raise LabelingError(f"{path}: row {n}: field 'ranking': {row.get('ranking')!r} must order all of "
                                 f"1..{len(keys)} once, best first (e.g. {'>'.join(map(str, range(len(keys), 0, -1)))})")
+        if row["prompt"] in prompts:
+            raise LabelingError(f"{path}: row {n}: its prompt is row {prompts.index(row['prompt']) + 1}'s again; "
+                                "rank each prompt's responses in one row (a prompt twice could land in both the "
+                                "train and the test pairs)")
         prompts.append(row["prompt"])
         responses.append([row[k] for k in keys])
         rankings.append([r - 1 for r in ranking])
