@@ -124,6 +124,12 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
                           "set chat_template_path: configs/templates/chatml.jinja (with eos_token: <|im_end|>), or "
                           "start from a model that has one")
     tokenizer.chat_template = template or tokenizer.chat_template  # as the trainer will: the lengths below use it
+    if training_args.assistant_only_loss and isinstance(tokenizer.chat_template, str) \
+            and "generation" not in tokenizer.chat_template:
+        raise ConfigError(f"assistant_only_loss: {model_args.model_name_or_path}'s chat template has no "
+                          "{% generation %} markers, so TRL cannot find the assistant's tokens; set "
+                          "chat_template_path: configs/templates/chatml.jinja (it has them), or "
+                          "assistant_only_loss: false")
     if training_args.eos_token is not None and training_args.eos_token not in tokenizer.get_vocab():
         raise ConfigError(f"eos_token: {training_args.eos_token!r} is not a token of {model_args.model_name_or_path}'s "
                           "tokenizer; name the token its chat template ends each turn with (e.g. <|im_end|>)")
