@@ -155,9 +155,9 @@ def main(args: ArenaArguments) -> dict:
         if not run_dir.is_complete(run / stage):
             raise MissingInputError(f"run_dir: {run / stage} is not a complete stage; run the main job first "
                                     "(python -m recipes.pipeline --config configs/tiny/pipeline.yaml)")
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / run_dir.MARKER).unlink(missing_ok=True)
+    for stage in ("sft", "compare", "reward"):  # the stages each method reads: the arena must not write in them
+        run_dir.check_input(str(run / stage), "run_dir")
+    out = run_dir.start_stage(args.output_dir, "arena")
     run_dir.save_config(out, args)
     timings_path = out / "timings.json"  # a method skipped as complete keeps the figures of the run that made it
     runs = json.loads(timings_path.read_text()) if timings_path.exists() else {}

@@ -147,6 +147,11 @@ CONFIG = (PretrainArguments, TrainingArguments)  # what --config and the command
 def main(args: PretrainArguments, training_args: TrainingArguments):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
     train_docs, eval_docs = load_documents(args, training_args.seed)  # a bad world or dataset is said first
+    characters = sum(len(d["text"]) + 1 for d in train_docs)  # a token is at least one character
+    if characters < args.block_size:
+        raise InputError(f"{args.dataset_name or 'the toy corpus'}: its training documents hold {characters} "
+                         f"characters, too few for one block of block_size {args.block_size} tokens; give more "
+                         "text, or lower block_size")
     out = run_dir.start_stage(training_args.output_dir, "pretrain")
     run_dir.save_config(out, args, training_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save

@@ -228,6 +228,15 @@ CASES = [
                                     "ranking": "1>2"} for _ in range(2)))}),
     Case("compare-rankings-broken-json", "compare", ["--labeler", "human", "--rankings_file", "{tmp}/r.jsonl"],
          ["r.jsonl: line 1: not valid JSON"], files={"r.jsonl": '{"prompt": "What is 2 + 2?",\n'}),
+    Case("pretrain-text-too-short-for-one-block", "pretrain", ["--dataset_name", "{tmp}/docs.csv"],
+         ["docs.csv: its training documents hold", "too few for one block of block_size 128"],
+         files={"docs.csv": "text\n" + "".join(f"{i}\n" for i in range(60))}),
+    Case("reward-empty-test-split", "reward", ["--dataset_name", "{tmp}/pairs", "--dataset_test_split", "test[:32]"],
+         ["{tmp}/pairs: one of its splits has no rows"], copy={"pairs": "{pairs}"},
+         files={"pairs/test/dataset_info.json": "EMPTY_SPLIT"}),
+    Case("arena-output-in-its-run", "arena", ["--run_dir", "{tmp}/run", "--output_dir", "{tmp}/run/sft"],
+         ["output_dir: {tmp}/run/sft would write over run_dir"],
+         copy={"run/sft": "{sft}/..", "run/compare": "{pairs}/..", "run/reward": "{reward}/.."}),
     Case("pipeline-stage-config-missing", "pipeline", ["--ppo_config", "{tmp}/ppo.yaml"],
          ["ppo_config: {tmp}/ppo.yaml does not exist"]),
     Case("arena-run-not-finished", "arena", ["--run_dir", "{tmp}/empty_run"],
@@ -403,6 +412,12 @@ def test_bad_input_is_refused_before_training_naming_place_and_fix(case, run, tm
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         if text == "DELETE":
             (tmp_path / name).unlink()
+            continue
+        if text == "EMPTY_SPLIT":  # the saved dataset's test split emptied
+            from datasets import load_from_disk
+            empty = load_from_disk(str(run["pairs"]))["test"].select([])
+            shutil.rmtree(tmp_path / name.rsplit("/", 1)[0])
+            empty.save_to_disk(str(tmp_path / name.rsplit("/", 1)[0]))
             continue
         if text == "OTHER_VOCAB":  # the same tokenizer with one token renamed
             text = (run["reward"] / name.split("/")[-1]).read_text().replace('"<|im_start|>"', '"<|im_begin|>"')

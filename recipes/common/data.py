@@ -35,13 +35,18 @@ _BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parq
 def load_any(name: str, config: str | None = None, split: str = "train", invalid_rows: str = "error") -> Dataset:
     path = Path(name)
     if path.is_dir() and any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
-        loaded = load_from_disk(str(path))
+        try:
+            loaded = load_from_disk(str(path))
+        except IndexError:  # datasets writes an empty split with no data shard, and then cannot read it back
+            raise InputError(f"{name}: one of its splits has no rows (datasets cannot load such a directory); save "
+                             "only splits that have rows") from None
         if not isinstance(loaded, DatasetDict):
             return loaded
-        if split.split("[")[0] not in loaded:
-            raise ConfigError(f"{name} has no split {split.split('[')[0]!r} (it has {list(loaded)}); set the "
-                              "stage's split key (dataset_train_split, dataset_test_split...) to one of them")
-        rows = loaded[split] if "[" not in split else _slice(loaded, split)
+        base = split.split("[")[0]
+        if base not in loaded:
+            raise ConfigError(f"{name} has no split {base!r} (it has {list(loaded)}); set the stage's split key "
+                              "(dataset_train_split, dataset_test_split...) to one of them")
+        rows = loaded[split] if "[" not in split or len(loaded[base]) == 0 else _slice(loaded, split)
         if len(rows) == 0:
             raise InputError(f"{name}: split {split!r} has no rows; give it rows or choose another split")
         return rows
