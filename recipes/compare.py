@@ -28,6 +28,7 @@ import random
 import shutil
 from dataclasses import dataclass, field
 from itertools import combinations
+from pathlib import Path
 
 import torch
 from datasets import Dataset, DatasetDict
@@ -36,7 +37,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from recipes.common import hub, labeling, run_dir
 from recipes.common.cli import run_main
 from recipes.common.data import load_prompts as dataset_prompts
-from recipes.common.errors import ConfigError, InputError
+from recipes.common.errors import ConfigError, InputError, MissingInputError
 from recipes.common.generation import chat_texts, generate, reward_scores
 from recipes.common.tokenizer import check_reward_pad
 from recipes.toy import DEFAULT_LABELER_TEMPERATURE, GoldLabeler, WorldArguments
@@ -170,6 +171,9 @@ CONFIG = (CompareArguments,)  # what --config and the command line fill
 def main(args: CompareArguments) -> dict:
     push = hub.check_push(args)  # fails here, not after sampling, if the upload could not happen
     if args.labeler == "human" and args.rankings_file:
+        if not Path(args.rankings_file).is_file():
+            raise MissingInputError(f"rankings_file: {args.rankings_file} does not exist; fill in the labeling file "
+                                    "compare exported (labeling_file) and name it here")
         prompts, responses, rankings = labeling.load(args.rankings_file)
         if args.dataset_name is None:  # then the toy world's gold labeler scores them: they must be its prompts
             world = args.world()
@@ -186,6 +190,9 @@ def main(args: CompareArguments) -> dict:
         if args.labeler == "reward_model":
             run_dir.check_input(args.reward_model, "reward_model", "reward_model")
         run_dir.check_output(args.output_dir, "compare")  # before sampling, not after
+        if not AutoTokenizer.from_pretrained(args.policy).chat_template:
+            raise InputError(f"policy: {args.policy} has no chat template; sample from a chat model (the SFT "
+                             "model: sft/merged)")
         if args.labeler == "human":
             labeling.check_path(args.labeling_file, "labeling_file")
         prompts = load_prompts(args)

@@ -130,6 +130,10 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
                           "{% generation %} markers, so TRL cannot find the assistant's tokens; set "
                           "chat_template_path: configs/templates/chatml.jinja (it has them), or "
                           "assistant_only_loss: false")
+    strategy = getattr(training_args.eval_strategy, "value", training_args.eval_strategy)
+    if strategy != "no":
+        raise ConfigError(f"eval_strategy: {strategy}; SFT here has no eval dataset (its held-out "
+                          "check is the gold evaluation, num_eval_prompts): set eval_strategy: no")
     if training_args.eos_token is not None and training_args.eos_token not in tokenizer.get_vocab():
         raise ConfigError(f"eos_token: {training_args.eos_token!r} is not a token of {model_args.model_name_or_path}'s "
                           "tokenizer; name the token its chat template ends each turn with (e.g. <|im_end|>)")

@@ -92,7 +92,13 @@ def load_any(name: str, config: str | None = None, split: str = "train", invalid
         return load_dataset(str(path), split=split)  # a directory of data files, read as the Hub would
     if path.suffix in _BUILDERS or name.startswith((".", "/")):
         raise MissingInputError(f"{name}: no such file or directory")
-    return load_dataset(name, config, split=split)  # a Hub dataset id
+    try:
+        return load_dataset(name, config, split=split)  # a Hub dataset id
+    except (ConnectionError, OSError, FileNotFoundError, ValueError) as error:
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise InputError(f"{name}: not a local path, and not loadable as a Hub dataset id here "
+                         f"({type(error).__name__}: {first}); fix the path, or download the dataset first "
+                         "(offline: HF_DATASETS_OFFLINE=1 needs it in the cache)") from None
 
 
 def check_fit(what: str, lengths: list[int], max_length: int | None, max_dropped_fraction: float,

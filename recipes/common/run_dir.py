@@ -179,6 +179,9 @@ def check_input(path: str | None, key: str, kind: str | None = None) -> None:
         architectures = json.loads((p / "config.json").read_text()).get("architectures") or []
         if architectures and not any(a.endswith(suffix) for a in architectures):
             raise InputError(f"{key}: {path} is a {architectures[0]}, not {wanted}; point {key} at one")
+    if kind is not None and not any(p.glob("*.safetensors")) and not any(p.glob("pytorch_model*.bin")):
+        raise InputError(f"{key}: {path} has a config.json but no weights (no *.safetensors or pytorch_model.bin); "
+                         "point it at a saved model, or rerun the stage that writes it")
     tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
     if kind in ("causal_lm", "model") and not any((p / f).is_file() for f in tokenizer_files):
         raise InputError(f"{key}: {path} has no tokenizer (none of {list(tokenizer_files)}); save the tokenizer "
