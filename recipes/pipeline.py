@@ -72,6 +72,11 @@ class PipelineArguments:
     evaluate_args: list[str] = field(default_factory=list)
 
     def __post_init__(self):
+        for stage in STAGES:
+            extra = getattr(self, f"{stage}_args")
+            if isinstance(extra, str):
+                raise ConfigError(f"{stage}_args: {extra!r} is one string; write a list, e.g. "
+                                  f"[{', '.join(extra.split())}]")
         unknown = sorted(set(self.skip) - set(STAGES))
         if unknown:
             raise ConfigError(f"skip: {unknown} are not stages; choose from {STAGES}")

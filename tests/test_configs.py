@@ -126,6 +126,7 @@ def test_the_wrong_kind_of_model_is_refused_naming_the_key(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(json.dumps({"architectures": [architecture]}))
         (tmp_path / name / "tokenizer.json").write_text("{}")
+        (tmp_path / name / "model.safetensors").write_text("")
     with pytest.raises(ValueError, match=r"reward_model_path: .*lm is a LlamaForCausalLM, not a reward model"):
         run_dir.check_input(str(tmp_path / "lm"), "reward_model_path", "reward_model")
     with pytest.raises(ValueError, match=r"ppo_model: .*rm is a LlamaForSequenceClassification, not a causal"):
