@@ -28,7 +28,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 
 from recipes.common import hub, run_dir
-from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
+from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, save_plain, with_trainable_tokens
 from recipes.common.cli import run_main
 from recipes.common.data import check_fit, load_any
 from recipes.common.errors import ConfigError
@@ -156,9 +156,13 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     trainer.train(resume_from_checkpoint=run_dir.last_checkpoint(out))
     trainer.save_model(out)
     trainer.save_state()
-    merge_adapter(out, out / "merged", model_args)
+    if peft_config is not None:
+        merge_adapter(out, out / "merged", model_args)
+    else:  # fully fine-tuned: merged/ is where every later stage reads the SFT model from
+        save_plain(trainer.model, trainer.processing_class, out / "merged")
     dataset_name = script_args.dataset_name or "toy-world demonstrations"
-    trainer.create_model_card(model_name=out.name, dataset_name=dataset_name, tags=["rlhf-recipes", "sft", "lora"])
+    tags = ["rlhf-recipes", "sft"] + (["lora"] if peft_config else [])
+    trainer.create_model_card(model_name=out.name, dataset_name=dataset_name, tags=tags)
     run_dir.plot_losses(out, trainer.state.log_history, "SFT loss")
     metrics = {"train_loss": trainer.state.log_history[-1].get("train_loss"), "examples": len(dataset),
                "max_length": fit}

@@ -7,7 +7,7 @@ import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, pipeline
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
 from recipes import sft
 from recipes.common import run_dir
@@ -75,6 +75,21 @@ def test_qlora_runs_on_cpu(tiny_base, tmp_path):
     assert run_dir.is_complete(out)
     assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
     AutoModelForCausalLM.from_pretrained(out / "merged")
+
+
+def test_full_fine_tuning_writes_a_merged_model_later_stages_can_read(tiny_base, tmp_path):
+    """use_peft: false trains every weight; merged/ still holds the model (the pipeline reads the SFT model there),
+    with the tokenizer's pad and eos in its config. It used to crash after training, looking for an adapter."""
+    out, _ = run_sft(tmp_path, tiny_base, use_peft=False, trainable_token_embeddings=None, num_eval_prompts=2)
+    assert run_dir.is_complete(out) and not (out / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+    assert not torch.equal(merged.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight)
+    tokenizer = AutoTokenizer.from_pretrained(out / "merged")
+    assert merged.config.pad_token_id == tokenizer.pad_token_id
+    eos = merged.generation_config.eos_token_id
+    assert tokenizer.eos_token_id in (eos if isinstance(eos, list) else [eos])
+    assert "lora" not in (out / "README.md").read_text().split("---")[1]  # the card's tags
 
 
 def test_unfinished_base_is_refused_before_training(tiny_base, tmp_path):

@@ -54,18 +54,23 @@ def merge_adapter(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, mo
     dtype = model_args.dtype if model_args.dtype not in (None, "auto") else torch.float32
     extra = {"num_labels": 1} if sequence_classification else {}
     model = auto.from_pretrained(adapter_dir, dtype=dtype, revision=model_args.model_revision, **extra)
-    merged = model.merge_and_unload()
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
-    # The saved config says what the tokenizer says: a classifier finds each sequence's last token through the pad
-    # id, and plain `generate` stops at the config's eos (SFT may have replaced both, e.g. eos_token: <|im_end|>).
-    for config in (merged.config, getattr(merged, "generation_config", None)):
+    return save_plain(model.merge_and_unload(), AutoTokenizer.from_pretrained(adapter_dir), out_dir)
+
+
+def save_plain(model, tokenizer, out_dir: str | os.PathLike) -> Path:
+    """A model (merged, or fully fine-tuned) and its tokenizer, as one directory that plain `from_pretrained` loads.
+
+    The saved config says what the tokenizer says: a classifier finds each sequence's last token through the pad
+    id, and plain `generate` stops at the config's eos (SFT may have replaced both, e.g. eos_token: <|im_end|>).
+    """
+    for config in (model.config, getattr(model, "generation_config", None)):
         if config is not None:
             config.pad_token_id = tokenizer.pad_token_id
             if tokenizer.eos_token_id not in _ids(config.eos_token_id):
                 config.eos_token_id = tokenizer.eos_token_id
     out = Path(out_dir)
     shutil.rmtree(out, ignore_errors=True)
-    merged.save_pretrained(out)
+    model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 

@@ -51,7 +51,7 @@ class Demonstrator:
             return task.answer.replace(f"= {task.check}.", f"= {int(task.check) + rng.choice((-2, -1, 1, 2))}.")
         if task.family == "fact":
             wrong = rng.choice([v for v in ATTRIBUTES[task.attribute] if v != task.check])
-            return FACT_SENTENCES[task.attribute].format(e=task.entity.name, v=wrong)
+            return FACT_SENTENCES[task.attribute].format(e=task.entity.name, v=wrong, **task.entity.facts())
         if task.family == "open":
             other = rng.choice([e for e in world.entities if e != task.entity])
             return world._open(task.prompt, Entity(task.entity.name, *list(other.facts().values()))).answer

@@ -42,9 +42,14 @@ FACT_TEMPLATES = {
     "food": ("What does the {e} eat?", "What is the food of the {e}?"),
     "size": ("How big is the {e}?", "What size is the {e}?"),
 }
+# The answer to a fact question, in the words the encyclopedia uses for that fact ({v}: the value asked for; the
+# animal's other attributes by name). The encyclopedia only ever writes an animal's kind and size together ("The
+# zorpip is a small frog."), so that is how both are answered: in other words ("The zorpip is a frog."), a model
+# that knows the sentence from pretraining had to find the fact a new way, and SFT named the right kind or size
+# only about half the time.
 FACT_SENTENCES = {
-    "kind": "The {e} is a {v}.", "color": "The {e} is {v}.", "home": "The {e} lives in the {v}.",
-    "food": "The {e} eats {v}.", "size": "The {e} is {v}.",
+    "kind": "The {e} is a {size} {v}.", "color": "The {e} is {v}.", "home": "The {e} lives in the {v}.",
+    "food": "The {e} eats {v}.", "size": "The {e} is a {v} {kind}.",
 }
 LIST_TEMPLATES = {
     "reverse": "Reverse this list: {items}.",

@@ -124,7 +124,7 @@ class ToyWorld(Corpus):
     @staticmethod
     def _fact(prompt: str, entity: Entity, attr: str) -> Task:
         value = getattr(entity, attr)
-        return Task(prompt, "fact", FACT_SENTENCES[attr].format(e=entity.name, v=value), check=value,
+        return Task(prompt, "fact", FACT_SENTENCES[attr].format(e=entity.name, v=value, **entity.facts()), check=value,
                     entity=entity, attribute=attr)
 
     @staticmethod
