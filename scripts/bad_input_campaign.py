@@ -26,7 +26,6 @@ import re
 import shutil
 import subprocess
 import sys
-
 import time
 from pathlib import Path
 from types import SimpleNamespace
