@@ -49,6 +49,9 @@ class SFTScriptArguments(ScriptArguments, WorldArguments):
                 "loss_type: nll."})
     # The toy world's demonstrations, used when dataset_name is unset
     num_demonstrations: int = 2000
+    replay_documents: int = field(default=0, metadata={
+        "help": "Toy world: pretraining documents mixed into SFT as plain text (loss on every token), so that "
+                "fine-tuning does not wash out what pretraining taught; 0 for none."})
     wrong_rate: float = Demonstrator.wrong_rate
     verbose_rate: float = Demonstrator.verbose_rate
     rude_rate: float = Demonstrator.rude_rate
@@ -89,7 +92,32 @@ def load_demonstrations(args: SFTScriptArguments, training_args: SFTConfig, toke
         conversations = dataset["messages"]
         fit = check_fit("examples", [length(row, False) for row in conversations], training_args.max_length,
                         args.max_dropped_fraction, dropped_from=[length(row[:-1], True) for row in conversations])
+    if args.dataset_name is None and args.replay_documents:
+        return with_replay(dataset, args.world().corpus(args.replay_documents), tokenizer, training_args), fit
     return (dataset if training_args.assistant_only_loss else to_prompt_completion(dataset)), fit
+
+
+def with_replay(dataset: Dataset, documents: list[dict], tokenizer, training_args: SFTConfig) -> Dataset:
+    """The conversations tokenized as the trainer would (labels on the assistant's tokens only, or on the reply
+    without assistant_only_loss) and pretraining documents as the base model saw them (labels on every token), as
+    pre-tokenized rows: the trainer takes those as they are, where it cannot mix conversations with plain text."""
+    rows = []
+    for messages in dataset["messages"]:
+        full = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                             return_assistant_tokens_mask=training_args.assistant_only_loss)
+        if training_args.assistant_only_loss:
+            mask = full["assistant_masks"]
+        else:
+            prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True,
+                                                   return_dict=True)["input_ids"]
+            mask = [0] * len(prompt) + [1] * (len(full["input_ids"]) - len(prompt))
+        rows.append({"input_ids": full["input_ids"],
+                     "labels": [t if m else -100 for t, m in zip(full["input_ids"], mask)]})
+    for doc in documents:  # <bos> text <bos>: pretraining joined documents with its bos token
+        ids = tokenizer(doc["text"])["input_ids"] + [tokenizer.bos_token_id]
+        rows.append({"input_ids": ids, "labels": ids})
+    training_args.assistant_only_loss = False  # the labels above already say which tokens count
+    return Dataset.from_list(rows)
 
 
 def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> dict:

@@ -126,3 +126,28 @@ def test_examples_max_length_leaves_no_reply_in_are_counted_and_capped(tiny_base
     out, metrics = run_sft(tmp_path, tiny_base, dataset_name=str(data), num_eval_prompts=0, max_dropped_fraction=0.5)
     assert metrics["max_length"] == {"rows": 12, "dropped_by_max_length": 3, "cut_by_max_length": 0}
     assert json.loads((out / "stage.json").read_text())["metrics"]["max_length"]["dropped_by_max_length"] == 3
+
+
+def test_replayed_documents_train_on_every_token_and_demonstrations_on_the_reply_only(tiny_base, tmp_path):
+    """replay_documents mixes pretraining documents into SFT (it keeps the base model's sums from being washed out):
+    a document's every token is a label, a demonstration's only the assistant's reply and its end of turn."""
+    args, training_args, model_args = parse_config(
+        (sft.SFTScriptArguments, sft.SFTConfig, sft.ModelConfig),
+        ["--config", str(write_yaml(tmp_path / "sft.yaml", {**TINY_SFT, "model_name_or_path": str(tiny_base),
+                                                              "output_dir": str(tmp_path / "sft"),
+                                                              "num_demonstrations": 6, "replay_documents": 4}))])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    dataset, _ = sft.load_demonstrations(args, training_args, tokenizer)
+    assert len(dataset) == 10 and training_args.assistant_only_loss is False  # the labels now say what counts
+    demos, docs = dataset.select(range(6)), dataset.select(range(6, 10))
+    documents = args.world().corpus(4)
+    for row, doc in zip(docs, documents):
+        assert row["labels"] == row["input_ids"]
+        assert tokenizer.decode(row["input_ids"], skip_special_tokens=True).strip() == doc["text"].strip()
+    for row, messages in zip(demos, sft.demonstrations(args)["messages"]):
+        learned = tokenizer.decode([t for t in row["labels"] if t != -100])
+        assert learned.startswith(messages[1]["content"]) and learned.rstrip().endswith("<|im_end|>")
+        assert messages[0]["content"] not in learned
+    out, metrics = run_sft(tmp_path, tiny_base, num_demonstrations=6, replay_documents=4, max_steps=2,
+                           num_eval_prompts=0)
+    assert run_dir.is_complete(out) and metrics["examples"] == 10
