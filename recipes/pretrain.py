@@ -146,6 +146,7 @@ CONFIG = (PretrainArguments, TrainingArguments)  # what --config and the command
 
 def main(args: PretrainArguments, training_args: TrainingArguments):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
+    run_dir.check_launch(training_args, "pretrain")
     train_docs, eval_docs = load_documents(args, training_args.seed)  # a bad world or dataset is said first
     characters = sum(len(d["text"]) + 1 for d in train_docs)  # a token is at least one character
     if characters < args.block_size:
@@ -158,11 +159,10 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     check_bf16(training_args)
     set_seed(training_args.seed)
     checkpoint = run_dir.last_checkpoint(out)
-    if checkpoint:  # resume with the tokenizer the checkpoint was trained with
-        tokenizer = AutoTokenizer.from_pretrained(out)
-    else:
-        tokenizer = train_tokenizer((d["text"] for d in train_docs), args.vocab_size)
-        tokenizer.save_pretrained(out)
+    if not checkpoint and run_dir.is_main_process():
+        train_tokenizer((d["text"] for d in train_docs), args.vocab_size).save_pretrained(out)
+    run_dir.wait_for_everyone()
+    tokenizer = AutoTokenizer.from_pretrained(out)  # a resumed run goes on with the tokenizer it was trained with
     train_blocks = to_blocks(tokenizer, train_docs, args.block_size)
     eval_blocks = to_blocks(tokenizer, eval_docs, args.block_size)
     print(f"pretraining on {len(train_docs)} documents = {len(train_blocks)} blocks of {args.block_size} tokens")
@@ -185,7 +185,9 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     trainer.save_model(out)
     trainer.save_state()
 
-    eval_loss = trainer.evaluate()["eval_loss"]
+    eval_loss = trainer.evaluate()["eval_loss"]  # every process takes part
+    if not run_dir.is_main_process():  # the rest is written once, by the main process; the launcher waits for it
+        return {}
     metrics = {"perplexity": math.exp(eval_loss),
                "unigram_perplexity": unigram_perplexity(train_blocks, eval_blocks, len(tokenizer)),
                "eval_tokens": len(eval_blocks) * (args.block_size - 1),

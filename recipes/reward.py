@@ -154,6 +154,7 @@ CONFIG = (RewardScriptArguments, RewardConfig, ModelConfig)  # what --config and
 
 def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_args: ModelConfig):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
+    run_dir.check_launch(training_args, "reward")
     run_dir.check_input(model_args.model_name_or_path, "model_name_or_path", "model")
     run_dir.check_input(script_args.dataset_name, "dataset_name")
     if model_args.use_peft and model_args.lora_task_type != "SEQ_CLS":
@@ -186,6 +187,8 @@ def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_
     trainer.train(resume_from_checkpoint=run_dir.last_checkpoint(out))
     trainer.save_model(out)
     trainer.save_state()
+    if not run_dir.is_main_process():  # the rest is written once, by the main process; the launcher waits for it
+        return {}
     merged = merge_adapter(out, out / "merged", model_args, sequence_classification=True) if peft_config else out
     trainer.create_model_card(model_name=out.name, dataset_name=script_args.dataset_name,
                               tags=["rlhf-recipes", "reward-model", "lora"])

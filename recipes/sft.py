@@ -144,6 +144,7 @@ CONFIG = (SFTScriptArguments, SFTConfig, ModelConfig)  # what --config and the c
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig):
     push = hub.check_push(training_args)  # fails here, not after training, if the upload could not happen
+    run_dir.check_launch(training_args, "sft")
     run_dir.check_input(model_args.model_name_or_path, "model_name_or_path", "causal_lm")
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     template = read_template(training_args.chat_template_path)
@@ -184,6 +185,8 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     trainer.train(resume_from_checkpoint=run_dir.last_checkpoint(out))
     trainer.save_model(out)
     trainer.save_state()
+    if not run_dir.is_main_process():  # the rest is written once, by the main process; the launcher waits for it
+        return {}
     if peft_config is not None:
         merge_adapter(out, out / "merged", model_args)
     else:  # fully fine-tuned: merged/ is where every later stage reads the SFT model from

@@ -21,7 +21,7 @@ TINY_PRETRAIN = {
     "num_documents": 400, "num_eval_documents": 40, "num_probe_documents": 20, "vocab_size": 512, "block_size": 64,
     "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "num_samples": 2,
     "sample_max_new_tokens": 8, "max_steps": 40, "per_device_train_batch_size": 8, "learning_rate": 1.0e-2,
-    "logging_steps": 5, "save_steps": 4, "report_to": "none", "dataloader_pin_memory": False, "seed": 0,
+    "logging_steps": 5, "save_steps": 4, "report_to": "tensorboard", "dataloader_pin_memory": False, "seed": 0,
 }
 
 
@@ -35,3 +35,15 @@ def tiny_base(tmp_path_factory) -> Path:
     config = write_yaml(out / "in.yaml", {**TINY_PRETRAIN, "output_dir": str(out / "model")})
     pretrain.main(*parse_config((pretrain.PretrainArguments, pretrain.TrainingArguments), ["--config", str(config)]))
     return out / "model"
+
+
+def tensorboard_tags(output_dir: Path) -> set[str]:
+    """The scalar tags a stage logged to TensorBoard (report_to: tensorboard writes under output_dir/runs/)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for run in (output_dir / "runs").iterdir():
+        events = EventAccumulator(str(run))
+        events.Reload()
+        tags |= set(events.Tags()["scalars"])
+    return tags

@@ -14,7 +14,7 @@ from recipes import compare, reward
 from recipes.common import labeling, run_dir
 from recipes.common.cli import parse_config
 from recipes.common.generation import reward_scores
-from tests.conftest import SHARED_DATA, write_yaml
+from tests.conftest import SHARED_DATA, tensorboard_tags, write_yaml
 from tests.test_sft import run_sft
 
 TINY_COMPARE = {"num_prompts": 24, "test_fraction": 0.25, "responses_per_prompt": 3, "max_new_tokens": 12,
@@ -23,7 +23,7 @@ TINY_REWARD = {
     "dtype": "float32", "use_peft": True, "lora_task_type": "SEQ_CLS", "lora_r": 8, "lora_alpha": 16,
     "lora_target_modules": "all-linear", "max_length": 256, "max_steps": 4, "per_device_train_batch_size": 8,
     "learning_rate": 5.0e-3, "logging_steps": 1, "save_steps": 100, "gradient_checkpointing": False,
-    "bf16": False, "report_to": "none", "dataloader_pin_memory": False, "seed": 0, "eval_strategy": "no",
+    "bf16": False, "report_to": "tensorboard", "dataloader_pin_memory": False, "seed": 0, "eval_strategy": "no",
 }
 
 
@@ -129,6 +129,7 @@ def test_reward_model_trains_and_reports_gold_agreement(reward_run):
     metrics, out = reward_run
     assert run_dir.is_complete(out)
     assert 0 <= metrics["accuracy"] <= 1 and "gold_agreement" in metrics
+    assert "train/loss" in tensorboard_tags(out)
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["task_type"] == "SEQ_CLS" and "score" in config["modules_to_save"]
 

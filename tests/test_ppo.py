@@ -18,7 +18,7 @@ from trl.experimental.ppo.ppo_trainer import forward
 from recipes import ppo
 from recipes.common import rl, run_dir
 from recipes.common.cli import ConfigError, parse_config
-from tests.conftest import ROOT, write_yaml
+from tests.conftest import ROOT, tensorboard_tags, write_yaml
 from tests.test_sft import run_sft
 
 TINY_PPO = {
@@ -27,7 +27,7 @@ TINY_PPO = {
     "total_episodes": 24, "response_length": 10, "num_ppo_epochs": 1, "learning_rate": 1.0e-2,
     "stop_token": "eos", "missing_eos_penalty": 1.0, "kl_coef": 0.05, "gold_eval_steps": 2,
     "gold_eval_prompts": 8, "num_eval_prompts": 16, "logging_steps": 1, "save_strategy": "no",
-    "num_sample_generations": 0, "bf16": False, "report_to": "none", "seed": 0,
+    "num_sample_generations": 0, "bf16": False, "report_to": "tensorboard", "seed": 0,
     "min_reward_accuracy": 0.0,  # the tests' reward models are barely trained; the check has its own test
 }
 TYPES = (ppo.PPOScriptArguments, ppo.PPOConfig, ppo.ModelConfig)
@@ -66,6 +66,7 @@ def test_ppo_run_logs_gold_and_reward_model_scores(ppo_run):
     history = json.loads((out / "log_history.json").read_text())
     steps = [row for row in history if "objective/kl" in row]
     assert [row["step"] for row in steps] == [1, 2, 3]
+    assert {"train/objective/kl", "train/gold/score"} <= tensorboard_tags(out)
     assert all(k in steps[0] for k in ("objective/scores", "objective/entropy", "val/num_eos_tokens"))
     gold = [row for row in history if "gold/score" in row]
     assert [row["step"] for row in gold] == [0, 2, 3]  # before training, every gold_eval_steps, and at the end

@@ -10,6 +10,7 @@ from trl import SFTConfig, SFTTrainer
 
 from recipes.common import run_dir
 from recipes.common.tokenizer import END_OF_TEXT, IM_END
+from tests.conftest import tensorboard_tags
 
 
 def test_smoke_run_writes_a_complete_stage(tiny_base):
@@ -23,6 +24,7 @@ def test_smoke_run_writes_a_complete_stage(tiny_base):
     assert all(0 <= k["accuracy"] <= 1 and k["n"] > 0 for k in metrics["knowledge"].values())
     state = json.loads((tiny_base / "stage.json").read_text())
     assert state["stage"] == "pretrain" and state["metrics"] == metrics
+    assert "train/loss" in tensorboard_tags(tiny_base)  # report_to: tensorboard, as a user would watch it
 
 
 def test_output_loads_with_plain_transformers(tiny_base):

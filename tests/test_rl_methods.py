@@ -13,7 +13,7 @@ from recipes import dpo, grpo, rloo
 from recipes.common import rl, run_dir
 from recipes.common.cli import ConfigError, parse_config
 from recipes.common.hub import HubError
-from tests.conftest import write_yaml
+from tests.conftest import tensorboard_tags, write_yaml
 from tests.test_compare_reward import run_compare
 from tests.test_ppo import sft_and_reward
 
@@ -21,7 +21,8 @@ COMMON = {
     "dtype": "float32", "use_peft": True, "lora_r": 8, "lora_alpha": 16, "lora_target_modules": "all-linear",
     "learning_rate": 1.0e-2, "max_steps": 3, "per_device_train_batch_size": 8, "gold_eval_steps": 2,
     "gold_eval_prompts": 8, "num_eval_prompts": 16, "logging_steps": 1, "save_strategy": "no", "bf16": False,
-    "report_to": "none", "seed": 0, "min_reward_accuracy": 0.0,  # barely trained models; the check has its own test
+    "report_to": "tensorboard", "seed": 0,
+    "min_reward_accuracy": 0.0,  # barely trained models; the check has its own test
 }
 ONLINE = {**COMMON, "num_prompts": 32, "num_generations": 4, "max_completion_length": 10, "beta": 0.05}
 OFFLINE = {**COMMON, "max_length": 128, "beta": 0.1, "max_new_tokens": 10}
@@ -63,6 +64,7 @@ def test_run_logs_gold_checks_and_compares_with_sft(run):
     assert run_dir.is_complete(out)
     history = json.loads((out / "log_history.json").read_text())
     gold = [row for row in history if "gold/score" in row]
+    assert "train/gold/score" in tensorboard_tags(out)
     assert [row["step"] for row in gold] == [0, 2, 3]  # before training, every gold_eval_steps, and at the end
     assert all(0 <= row["gold/score"] <= 1 and "gold/reward_model_score" in row for row in gold)
     assert (out / "curves.png").stat().st_size > 0

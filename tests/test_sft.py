@@ -12,14 +12,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 from recipes import sft
 from recipes.common import run_dir
 from recipes.common.cli import parse_config
-from tests.conftest import write_yaml
+from tests.conftest import tensorboard_tags, write_yaml
 
 TINY_SFT = {
     "dtype": "float32", "use_peft": True, "lora_r": 8, "lora_alpha": 16, "lora_target_modules": "all-linear",
     "trainable_token_embeddings": ["<|im_start|>", "<|im_end|>"], "loss_type": "nll",
     "num_demonstrations": 48, "num_eval_prompts": 10, "max_new_tokens": 8, "assistant_only_loss": True,
     "gradient_checkpointing": False, "max_length": 96, "max_steps": 3, "per_device_train_batch_size": 8,
-    "learning_rate": 1.0e-2, "logging_steps": 1, "save_steps": 100, "bf16": False, "report_to": "none",
+    "learning_rate": 1.0e-2, "logging_steps": 1, "save_steps": 100, "bf16": False, "report_to": "tensorboard",
     "dataloader_pin_memory": False, "seed": 0,
 }
 
@@ -44,6 +44,7 @@ def test_lora_run_writes_adapter_merged_model_and_card(lora_run):
                  "samples.md", "eval_results.json", "merged/config.json", "merged/model.safetensors"):
         assert (out / name).exists(), name
     assert "sft" in (out / "README.md").read_text()
+    assert "train/loss" in tensorboard_tags(out)
     gold = json.loads((out / "eval_results.json").read_text())
     assert set(gold) == {"base", "sft"} and gold["sft"]["gold"]["n"] == 10
     assert all(r["loss"] > 0 for r in json.loads((out / "trainer_state.json").read_text())["log_history"]

@@ -377,6 +377,7 @@ def run_stage(spec: Finish, build, script_args: RLArguments, training_args, mode
               reward_model_required: bool = True) -> dict:
     """A whole RL stage: the checks before anything loads, the trainer `build(script_args, training_args,
     model_args)` makes, training, the outputs (`finish`). `paths` holds sft_model_path and reward_model_path."""
+    run_dir.check_launch(training_args, spec.method)
     push = check_inputs(model_args, training_args, paths, reward_model_required, script_args.min_reward_accuracy)
     if reward_model_required:  # PPO, RLOO, GRPO: prompts that fit, or the reason none does, before any output
         training_prompts(script_args, policy_tokenizer(paths.sft_model_path))
@@ -384,6 +385,8 @@ def run_stage(spec: Finish, build, script_args: RLArguments, training_args, mode
     run_dir.save_config(out, script_args, training_args, model_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
     trainer = build(script_args, training_args, model_args)
+    # the gold monitor adds its figures to a step's logs: it goes first, so every reporter (TensorBoard...) sees them
+    trainer.callback_handler.callbacks.sort(key=lambda callback: not isinstance(callback, GoldMonitor))
     trainer.train(resume_from_checkpoint=run_dir.last_checkpoint(out))  # a killed run goes on from its last save
     return finish(trainer, spec, script_args, training_args, model_args, paths, out, push, max_new_tokens)
 
@@ -404,6 +407,8 @@ def finish(trainer, spec: Finish, script_args: RLArguments, training_args, model
     toy world, stage.json, upload."""
     method, label = spec.method, spec.method.upper()
     trainer.save_model(out)
+    if not run_dir.is_main_process():  # the rest is written once, by the main process; the launcher waits for it
+        return {}
     final = merge_adapter(out, out / "merged", model_args) if model_args.use_peft else out
     trainer.create_model_card(model_name=out.name, dataset_name=script_args.dataset_name or "toy-world prompts",
                               tags=["rlhf-recipes", method, "lora"])

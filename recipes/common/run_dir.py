@@ -2,6 +2,10 @@
 
 A stage writes `stage.json` last, atomically; a directory without it is unfinished, whatever else it holds, and
 rerunning the stage resumes or redoes it.
+
+Under `accelerate launch` (or torchrun) every process runs the stage, but only the main one writes its files: it
+prepares the directory while the others wait (`start_stage`, `save_config`), and after training the others leave,
+their part done, while it merges, evaluates, writes stage.json and uploads (`is_main_process`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,39 @@ SECRETS = ("hub_token", "push_to_hub_token")  # never written to disk
 
 
 _INPUTS: dict[Path, str] = {}  # the local inputs this process's stage checked, by path: none may be its output
+
+
+def is_main_process() -> bool:
+    """Whether this process writes the stage's files: a lone process does; under a multi-process launch (accelerate
+    launch, torchrun: RANK set) only global rank 0."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def wait_for_everyone() -> None:
+    """Under a multi-process launch, wait until every process gets here; alone, return at once."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def check_launch(training_args, stage: str) -> None:
+    """Refuse, before anything loads, a multi-process launch whose processes would not train together: on a machine
+    without GPUs they join (over gloo) only with use_cpu: true; without it each would train the whole model on the
+    whole data, unknown to the others. And PPO under ZeRO-3 or FSDP, which TRL's PPO trainer does not support."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and training_args.world_size != launched:
+        raise ConfigError(f"use_cpu: launched as {launched} processes, but the {stage} trainer sees "
+                          f"{training_args.world_size}: they would train apart. On a machine without GPUs set "
+                          "use_cpu: true (see configs/accelerate/cpu_ddp.yaml)")
+    zero3 = _env_true("ACCELERATE_USE_DEEPSPEED") and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+    if stage == "ppo" and (zero3 or _env_true("ACCELERATE_USE_FSDP")):
+        raise ConfigError("accelerate config: TRL's PPO trainer does not support DeepSpeed ZeRO-3 or FSDP; launch PPO "
+                          "with configs/accelerate/ddp.yaml or zero2.yaml, or use RLOO or GRPO, which do")
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "false").lower() in ("1", "true", "yes")
 
 
 def check_output(output_dir: str | os.PathLike, stage: str | None = None) -> Path:
@@ -56,18 +93,20 @@ def start_stage(output_dir: str | os.PathLike, stage: str | None = None) -> Path
     after `check_output`."""
     path = check_output(output_dir, stage)
     _INPUTS.clear()  # the next stage run in this process checks its own
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise NotWritableError(f"output_dir: cannot make {output_dir} ({error.strerror}); choose a directory you "
-                               "can write to") from None
-    (path / MARKER).unlink(missing_ok=True)
+    if is_main_process():
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise NotWritableError(f"output_dir: cannot make {output_dir} ({error.strerror}); choose a directory you "
+                                   "can write to") from None
+        (path / MARKER).unlink(missing_ok=True)
     return path
 
 
 def save_config(output_dir: str | os.PathLike, *configs, name: str = "config.yaml") -> Path:
     """Write the resolved arguments as one flat YAML file that `--config` reads back. Checkpoints written under
-    other arguments are removed first: resuming from them would mix two runs."""
+    other arguments are removed first: resuming from them would mix two runs. Under a multi-process launch the main
+    process does it while the others wait, so that none of them resumes from a checkpoint it removes."""
     resolved: dict = {}
     for config in configs:
         # TrainingArguments.to_dict turns nested configs back into what the parser takes
@@ -76,11 +115,13 @@ def save_config(output_dir: str | os.PathLike, *configs, name: str = "config.yam
             if f.init and not f.name.startswith("_") and f.name not in SECRETS:
                 resolved[f.name] = _plain(values[f.name])
     path, text = Path(output_dir) / name, yaml.safe_dump(resolved, sort_keys=False)
-    stale = sorted(Path(output_dir).glob("checkpoint-*")) if path.is_file() and path.read_text() != text else []
-    for checkpoint in stale:
-        print(f"removing {checkpoint}: written with other settings than {path} now holds; training starts over")
-        shutil.rmtree(checkpoint)
-    path.write_text(text)
+    if is_main_process():
+        stale = sorted(Path(output_dir).glob("checkpoint-*")) if path.is_file() and path.read_text() != text else []
+        for checkpoint in stale:
+            print(f"removing {checkpoint}: written with other settings than {path} now holds; training starts over")
+            shutil.rmtree(checkpoint)
+        path.write_text(text)
+    wait_for_everyone()
     return path
 
 
@@ -227,6 +268,7 @@ def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
             json.loads((path / "trainer_state.json").read_text())
             finished.append(path)
         except (OSError, ValueError):
-            print(f"removing {path}: a checkpoint cut off before it was complete")
-            shutil.rmtree(path)
+            if is_main_process():  # every process skips it; one removes it
+                print(f"removing {path}: a checkpoint cut off before it was complete")
+                shutil.rmtree(path, ignore_errors=True)
     return str(finished[-1]) if finished else None
