@@ -11,7 +11,7 @@ import pytest
 import yaml
 from trl import GRPOConfig, RLOOConfig
 
-from recipes import arena, benchmarks, compare, dpo, evaluate, pipeline, ppo, pretrain, reward, sft
+from recipes import arena, bench, benchmarks, compare, dpo, evaluate, pipeline, ppo, pretrain, reward, sft
 from recipes.common import rl, run_dir
 from recipes.common.cli import DEBUG_ENV, ConfigError, parse_config, run_main
 from tests.conftest import ROOT, write_yaml
@@ -29,10 +29,12 @@ STAGES = {
     "dpo": (dpo.DPOScriptArguments, dpo.DPOConfig, dpo.ModelConfig),
     "arena": (arena.ArenaArguments,),
     "benchmarks": (benchmarks.BenchmarkArguments,),
+    "bench": (bench.BenchArguments,),
     "evaluate": (evaluate.EvaluateArguments,),
     "pipeline": (pipeline.PipelineArguments,),
 }
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+ACCELERATE = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))  # accelerate's own configs, not a stage's
+CONFIGS = sorted(set((ROOT / "configs").rglob("*.yaml")) - set(ACCELERATE))
 
 
 def stage_of(path: Path) -> str:
@@ -41,14 +43,26 @@ def stage_of(path: Path) -> str:
 
 def test_there_are_configs():
     assert CONFIGS and all(any(p.stem.startswith(s) for s in STAGES) for p in CONFIGS), CONFIGS
+    assert {p.stem for p in ACCELERATE} == {"ddp", "cpu_ddp", "zero2", "zero3", "fsdp2"}
+
+
+@pytest.mark.parametrize("path", ACCELERATE, ids=lambda p: p.name)
+def test_accelerate_config_loads_as_accelerate_reads_it(path):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    config = ClusterConfig.from_yaml_file(path)  # refuses keys it does not know
+    assert config.num_machines == 1 and config.distributed_type.value in ("MULTI_GPU", "DEEPSPEED", "FSDP")
+    assert path.read_text().startswith("# ")  # each says when to use it
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_config_parses(path):
     values = yaml.safe_load(path.read_text())
     # GPU configs (bf16) parse on this CPU-only machine when told it is one
-    cpu = ["--use_cpu", "true"] if values.get("bf16") else []
-    parse_config(STAGES[stage_of(path)], ["--config", str(path), *cpu])
+    types = STAGES[stage_of(path)]
+    trains = any("use_cpu" in t.__dataclass_fields__ for t in types)
+    cpu = ["--use_cpu", "true"] if values.get("bf16") and trains else []
+    parse_config(types, ["--config", str(path), *cpu])
     for key, value in values.items():
         # YAML reads 2e-5 as a string; write 2.0e-5
         assert not (isinstance(value, str) and re.fullmatch(r"[-+]?[\d.]+e[-+]?\d+", value)), f"{path}: {key}"
