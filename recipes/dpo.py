@@ -42,7 +42,7 @@ class DPOScriptArguments(rl.RLArguments, rl.PolicyPaths):
         "help": "Refuse to train when max_length would drop more than this share of the pairs (prompt too long)."})
 
 
-def preference_pairs(script_args: DPOScriptArguments, max_length: int | None, tokenizer, say: bool = False):
+def preference_pairs(script_args: DPOScriptArguments, max_length: int | None, tokenizer):
     """The pairs, and what max_length does to them, as TRL's DPOTrainer would do it: a pair whose prompt fills
     max_length is dropped (nothing of its answers would be left), a longer one is cut from its end. Said before
     training; more dropped than max_dropped_fraction is refused."""
@@ -50,23 +50,25 @@ def preference_pairs(script_args: DPOScriptArguments, max_length: int | None, to
     raw = load_any(script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split,
                    script_args.invalid_rows)
     pairs, report = to_preference(raw, name, script_args.invalid_rows)
-    if say:
-        print(f"{name}: {report}")
+    print(f"{name}: {report}")
 
     def length(messages, prompt=False):
         return len(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=prompt,
                                                  return_dict=True)["input_ids"])
     check_fit("pairs", [max(length(p + c), length(p + r)) for p, c, r in zip(pairs["prompt"], pairs["chosen"],
                                                                               pairs["rejected"])],
-              max_length, script_args.max_dropped_fraction, dropped_from=[length(p, True) for p in pairs["prompt"]],
-              say=say)
+              max_length, script_args.max_dropped_fraction, dropped_from=[length(p, True) for p in pairs["prompt"]])
     return pairs
 
 
-def build_trainer(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig) -> DPOTrainer:
+def pairs_to_train_on(script_args: DPOScriptArguments, training_args: DPOConfig, tokenizer):
+    """DPO's `prepare` (see rl.run_stage): the pairs, a bad row or too many too long said before any output."""
+    return preference_pairs(script_args, training_args.max_length, tokenizer)
+
+
+def build_trainer(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig, tokenizer,
+                  pairs) -> DPOTrainer:
     set_seed(training_args.seed)  # before the adapter's random init
-    tokenizer = rl.policy_tokenizer(script_args.sft_model_path)
-    pairs = preference_pairs(script_args, training_args.max_length, tokenizer, say=True)
     reward_model = rl.load_reward_model(script_args.reward_model_path, model_args)
     training_args.model_init_kwargs = model_init_kwargs(model_args)
     callbacks = rl.gold_monitors(script_args, tokenizer, reward_model, script_args.max_new_tokens, "loss")
@@ -87,11 +89,8 @@ def main(script_args: DPOScriptArguments, training_args: DPOConfig, model_args: 
     if training_args.beta <= 0:
         raise ConfigError(f"beta: {training_args.beta}; DPO needs beta > 0 (0.1 is TRL's default)")
     run_dir.check_input(script_args.dataset_name, "dataset_name")
-    run_dir.check_input(script_args.sft_model_path, "sft_model_path", "causal_lm")
-    # a bad row, or pairs max_length would drop, said before anything is written
-    preference_pairs(script_args, training_args.max_length, rl.policy_tokenizer(script_args.sft_model_path))
-    return rl.run_stage(FINISH, build_trainer, script_args, training_args, model_args, script_args,
-                        script_args.max_new_tokens, reward_model_required=False)
+    return rl.run_stage(FINISH, pairs_to_train_on, build_trainer, script_args, training_args, model_args,
+                        script_args, script_args.max_new_tokens, reward_model_required=False)
 
 
 if __name__ == "__main__":

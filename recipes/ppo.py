@@ -47,11 +47,10 @@ class PPOScriptArguments(rl.RLArguments):
     """Every RL stage's script keys; PPO's models are PPOConfig's keys sft_model_path and reward_model_path."""
 
 
-def build_trainer(script_args: PPOScriptArguments, training_args: PPOConfig,
-                  model_args: ModelConfig) -> ResumablePPOTrainer:
+def build_trainer(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig, tokenizer,
+                  prompts: list[str]) -> ResumablePPOTrainer:
     set_seed(training_args.seed)  # before the adapter's and the value head's random init, which precede the trainer's
-    tokenizer = rl.policy_tokenizer(training_args.sft_model_path, padding_side="left")
-    prompts = rl.training_prompts(script_args, tokenizer)
+    tokenizer.padding_side = "left"  # PPO generates from a left-padded batch of prompts
     train = Dataset.from_dict({"input_ids": [tokenizer(text, add_special_tokens=False)["input_ids"]
                                              for text in chat_texts(tokenizer, prompts)]})
     quantization = get_quantization_config(model_args)
@@ -75,8 +74,8 @@ CONFIG = (PPOScriptArguments, PPOConfig, ModelConfig)  # what --config and the c
 
 
 def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig):
-    return rl.run_stage(FINISH, build_trainer, script_args, training_args, model_args, training_args,
-                        training_args.response_length)
+    return rl.run_stage(FINISH, rl.prompts_to_train_on, build_trainer, script_args, training_args, model_args,
+                        training_args, training_args.response_length)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,9 @@ def test_ppo_outputs_load_with_plain_transformers_and_peft(ppo_run, models):
 def test_reference_log_probs_are_the_sft_models(models, tmp_path):
     """The known pitfall: with PEFT the reference must be the SFT model (the adapter switched off)."""
     script_args, training_args, model_args = parse_config(TYPES, config(tmp_path, models, gold_eval_steps=0))
-    trainer = ppo.build_trainer(script_args, training_args, model_args)
+    tokenizer = rl.policy_tokenizer(training_args.sft_model_path)
+    trainer = ppo.build_trainer(script_args, training_args, model_args, tokenizer,
+                                rl.training_prompts(script_args, tokenizer))
     trainer.train()
     sft = AutoModelForCausalLM.from_pretrained(models[0])
     pad = trainer.processing_class.pad_token_id

@@ -95,11 +95,13 @@ def test_reference_log_probs_are_the_sft_models(method, models, tmp_path):
     must train (a PeftModel loaded with is_trainable=False trains nothing: TRL #6700)."""
     module, _, _ = METHODS[method]
     script_args, training_args, model_args = parsed(method, tmp_path, models, gold_eval_steps=0)
+    tokenizer = rl.policy_tokenizer(script_args.sft_model_path)
     if method == "dpo":
-        trainer = dpo.build_trainer(script_args, training_args, model_args)
+        trainer = dpo.build_trainer(script_args, training_args, model_args, tokenizer,
+                                    dpo.pairs_to_train_on(script_args, training_args, tokenizer))
     else:
         trainer = rl.build_online_trainer(module.__dict__[f"{method.upper()}Trainer"], script_args, training_args,
-                                          model_args)
+                                          model_args, tokenizer, rl.training_prompts(script_args, tokenizer))
     trainer.train()
     assert trainer.ref_model is None  # TRL takes the reference from the adapter switched off
     sft = AutoModelForCausalLM.from_pretrained(models[0])

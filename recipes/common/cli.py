@@ -98,15 +98,21 @@ _NEGATIVE = re.compile(r"-\d[\d.]*[eE][-+]?\d+")
 
 def yaml_types(data: dict, dataclass_types: Sequence[type]) -> list[str]:
     """YAML values whose type their field cannot take, said before the config classes' own checks trip on them."""
+    return _type_problems(dataclass_types, data.get)
+
+
+def _type_problems(dataclass_types: Sequence[type], value_of) -> list[str]:
+    """Each field of `dataclass_types` whose value (`value_of(name)`, None for unset) has a type it cannot take."""
     problems = []
     for cls in dataclass_types:
         try:
             hints = typing.get_type_hints(cls)
-        except Exception:
+        except Exception:  # a field annotated with a name this module cannot resolve: nothing to check
             continue
         for f in dataclasses.fields(cls):
-            if f.name in data and data[f.name] is not None:
-                problems += _type_problem(f.name, data[f.name], _simple(hints.get(f.name)))
+            value = value_of(f.name)
+            if value is not None:
+                problems += _type_problem(f.name, value, _simple(hints.get(f.name)))
     return list(dict.fromkeys(problems))
 
 
@@ -260,18 +266,9 @@ def _available_trackers() -> list[str]:
 
 
 def wrong_types(config) -> list[str]:
-    """Keys whose YAML value has a type its field cannot take (`max_steps: 2.5`, `lora_r: [8]`): the parser
-    keeps YAML values as they are, and they would fail later with a library's error, or not at all."""
-    try:
-        hints = typing.get_type_hints(type(config))
-    except Exception:  # a field annotated with a name this module cannot resolve: nothing to check
-        return []
-    problems = []
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name, None)
-        if value is not None:
-            problems += _type_problem(f.name, value, _simple(hints.get(f.name)))
-    return problems
+    """Keys whose value has a type its field cannot take (`max_steps: 2.5`, `lora_r: [8]`), in a parsed config: the
+    parser keeps YAML values as they are, and they would fail later with a library's error, or not at all."""
+    return _type_problems([type(config)], lambda name: getattr(config, name, None))
 
 
 def _simple(hint):

@@ -75,9 +75,9 @@ class OnlineArguments(RLArguments, PolicyPaths):
 
 
 def check_inputs(model_args, training_args, paths, reward_model_required: bool = True,
-                 min_reward_accuracy: float = 0.0) -> hub.Target | None:
+                 min_reward_accuracy: float = 0.0) -> tuple[hub.Target | None, object]:
     """Before anything loads: the config names the SFT and reward models (`paths`), not `model_name_or_path`, and
-    the stage can be uploaded if asked. Returns where the finished stage goes."""
+    the stage can be uploaded if asked. Returns where the finished stage goes, and the policy's tokenizer."""
     if model_args.model_name_or_path:
         raise ConfigError("model_name_or_path: an RL stage starts from sft_model_path (the policy and its reference) "
                           "and reward_model_path; remove model_name_or_path")
@@ -87,14 +87,14 @@ def check_inputs(model_args, training_args, paths, reward_model_required: bool =
         run_dir.check_input(paths.reward_model_path, "reward_model_path", "reward_model")
     if reward_model_required:
         check_reward_accuracy(paths.reward_model_path, min_reward_accuracy)
-    tokenizer = policy_tokenizer(paths.sft_model_path, say=True)
+    tokenizer = policy_tokenizer(paths.sft_model_path)
     if paths.reward_model_path is not None:
         if not same_vocabulary(paths.reward_model_path, tokenizer):
             raise InputError(f"reward_model_path: {paths.reward_model_path} has another vocabulary than "
                              f"sft_model_path {paths.sft_model_path}: the reward model would read the policy's token "
                              "ids as other words. Train it from the SFT model (recipes.reward)")
         check_reward_pad(paths.reward_model_path, tokenizer.pad_token_id)
-    return push
+    return push, tokenizer
 
 
 def same_vocabulary(reward_model_path: str, tokenizer) -> bool:
@@ -108,11 +108,11 @@ def same_vocabulary(reward_model_path: str, tokenizer) -> bool:
         return True
 
 
-def policy_tokenizer(sft_model_path: str, say: bool = False, **kwargs):
+def policy_tokenizer(sft_model_path: str):
     """The SFT model's tokenizer, padding with a token that is neither eos nor in the chat template (settle_pad)."""
-    tokenizer = AutoTokenizer.from_pretrained(sft_model_path, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(sft_model_path)
     note = settle_pad(tokenizer, sft_model_path)
-    if note and say:
+    if note:
         print(note)
     return tokenizer
 
@@ -335,13 +335,17 @@ def compare_with_sft(method: str, args: RLArguments, sft_path: str, policy_path,
     return results
 
 
-def build_online_trainer(trainer_class, script_args: OnlineArguments, training_args, model_args):
+def prompts_to_train_on(script_args: RLArguments, training_args, tokenizer) -> list[str]:
+    """PPO's, RLOO's and GRPO's `prepare` (see run_stage): the prompts that fit, or the reason none does."""
+    return training_prompts(script_args, tokenizer)
+
+
+def build_online_trainer(trainer_class, script_args: OnlineArguments, training_args, model_args, tokenizer,
+                         prompts: list[str]):
     """An RLOO or GRPO trainer (they take the same arguments): a LoRA policy on the SFT model, the trained reward
-    model and the missing-eos penalty as reward functions, the toy world's PPO prompts (or `dataset_name`'s) as
-    conversations, the gold monitor."""
+    model and the missing-eos penalty as reward functions, the prompts (`prompts_to_train_on`) as conversations,
+    the gold monitor."""
     set_seed(training_args.seed)  # before the adapter's random init
-    tokenizer = policy_tokenizer(script_args.sft_model_path)
-    prompts = training_prompts(script_args, tokenizer)
     train = Dataset.from_dict({"prompt": [[{"role": "user", "content": p}] for p in prompts]})
     reward_model = load_reward_model(script_args.reward_model_path, model_args)
     rewards = [RewardModelScore(reward_model, tokenizer),
@@ -369,22 +373,24 @@ def run_online(method: str, trainer_class, script_args: OnlineArguments, trainin
     if training_args.beta == 0:
         print("beta: 0, so no KL penalty: nothing keeps the policy near SFT but the number of steps")
     build = functools.partial(build_online_trainer, trainer_class)
-    return run_stage(Finish(method, ONLINE_CURVES, ONLINE_SUMMARY), build, script_args, training_args, model_args,
-                     script_args, training_args.max_completion_length)
+    return run_stage(Finish(method, ONLINE_CURVES, ONLINE_SUMMARY), prompts_to_train_on, build, script_args,
+                     training_args, model_args, script_args, training_args.max_completion_length)
 
 
-def run_stage(spec: Finish, build, script_args: RLArguments, training_args, model_args, paths, max_new_tokens: int,
-              reward_model_required: bool = True) -> dict:
-    """A whole RL stage: the checks before anything loads, the trainer `build(script_args, training_args,
-    model_args)` makes, training, the outputs (`finish`). `paths` holds sft_model_path and reward_model_path."""
+def run_stage(spec: Finish, prepare, build, script_args: RLArguments, training_args, model_args, paths,
+              max_new_tokens: int, reward_model_required: bool = True) -> dict:
+    """A whole RL stage: the checks before anything loads; the training data, read once by
+    `prepare(script_args, training_args, tokenizer)` before any output, so that a bad row or a prompt too long is
+    said first; the trainer `build(script_args, training_args, model_args, tokenizer, data)` makes from them;
+    training; the outputs (`finish`). `paths` holds sft_model_path and reward_model_path."""
     run_dir.check_launch(training_args, spec.method)
-    push = check_inputs(model_args, training_args, paths, reward_model_required, script_args.min_reward_accuracy)
-    if reward_model_required:  # PPO, RLOO, GRPO: prompts that fit, or the reason none does, before any output
-        training_prompts(script_args, policy_tokenizer(paths.sft_model_path))
+    push, tokenizer = check_inputs(model_args, training_args, paths, reward_model_required,
+                                   script_args.min_reward_accuracy)
+    data = prepare(script_args, training_args, tokenizer)
     out = run_dir.start_stage(training_args.output_dir, spec.method)
     run_dir.save_config(out, script_args, training_args, model_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save
-    trainer = build(script_args, training_args, model_args)
+    trainer = build(script_args, training_args, model_args, tokenizer, data)
     # the gold monitor adds its figures to a step's logs: it goes first, so every reporter (TensorBoard...) sees them
     trainer.callback_handler.callbacks.sort(key=lambda callback: not isinstance(callback, GoldMonitor))
     trainer.train(resume_from_checkpoint=run_dir.last_checkpoint(out))  # a killed run goes on from its last save
