@@ -18,7 +18,8 @@ and `report.json`.
 `python -m recipes.pipeline --config configs/tiny/pipeline.yaml --seed 2 --run_dir runs/seed2` is an independent
 replicate (`python -m recipes.replicates` runs several and tabulates them).
 `configs/tiny/fast/pipeline.yaml` runs every stage at toy size in about two minutes: a smoke test, and the
-settings the notebooks run with in the tests.
+settings the notebooks run with in the tests. `accelerate_config` (one of `configs/accelerate/`) launches the
+training stages (`accelerate_stages`) with `accelerate launch`, in several processes.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from recipes.common.errors import ConfigError, MissingInputError
 STAGES = run_dir.PIPELINE_STAGES
 MODULES = {"judge": "reward"}  # a stage that runs another stage's recipe
 WORLD_STAGES = ("pretrain", "sft", "compare", "ppo", "evaluate")  # the stages with a `world_seed`
+TRAINING_STAGES = ("pretrain", "sft", "reward", "judge", "ppo")  # what accelerate_config can launch
 
 
 @dataclass
@@ -56,6 +58,11 @@ class PipelineArguments:
         "help": "The toy world's number of animals, for every stage that uses it. Unset: each stage's config."})
     world_max_operand: int | None = field(default=None, metadata={
         "help": "The toy world's largest operand, for every stage that uses it. Unset: each stage's config."})
+    accelerate_config: str | None = field(default=None, metadata={
+        "help": "An accelerate config (configs/accelerate/) to launch the training stages with, in several "
+                "processes. Unset: each stage is one process."})
+    accelerate_stages: list[str] = field(default_factory=lambda: list(TRAINING_STAGES), metadata={
+        "help": f"The stages accelerate_config launches, of {TRAINING_STAGES}; the others run in one process."})
     pretrain_config: str = "configs/tiny/pretrain.yaml"
     sft_config: str = "configs/tiny/sft.yaml"
     compare_config: str = "configs/tiny/compare.yaml"
@@ -80,6 +87,12 @@ class PipelineArguments:
         unknown = sorted(set(self.skip) - set(STAGES))
         if unknown:
             raise ConfigError(f"skip: {unknown} are not stages; choose from {STAGES}")
+        if self.accelerate_config is not None and not Path(self.accelerate_config).is_file():
+            raise MissingInputError(f"accelerate_config: {self.accelerate_config} does not exist; see "
+                                    "configs/accelerate/")
+        other = sorted(set(self.accelerate_stages) - set(TRAINING_STAGES))
+        if other:
+            raise ConfigError(f"accelerate_stages: {other} are not training stages; choose from {TRAINING_STAGES}")
         if self.base_model and "pretrain" not in self.skip:
             self.skip = [*self.skip, "pretrain"]
         for stage in STAGES:
@@ -156,7 +169,19 @@ def built_from(args: PipelineArguments, stage: str, argv: list[str]) -> dict:
         inputs[source] = (f"{hashlib.sha256(marker.read_bytes()).hexdigest()[:16]}@{marker.stat().st_mtime_ns}"
                           if marker.exists() else None)
     config = Path(argv[1])
-    return {"command": argv, "config": config.read_text() if config.is_file() else None, "inputs": inputs}
+    built = {"command": argv, "config": config.read_text() if config.is_file() else None, "inputs": inputs}
+    launcher = launch(args, stage)
+    if launcher:  # the number of processes sets the global batch: another launch is another stage
+        accelerate = Path(args.accelerate_config)
+        built["launch"] = {"config": str(accelerate), "text": accelerate.read_text()}
+    return built
+
+
+def launch(args: PipelineArguments, stage: str) -> list[str]:
+    """What a stage's `-m recipes.<stage>` runs under: `accelerate launch --config_file ...`, or nothing."""
+    if args.accelerate_config is None or stage not in args.accelerate_stages:
+        return []
+    return ["-m", "accelerate.commands.launch", "--config_file", args.accelerate_config]
 
 
 def changes(recorded: dict, current: dict) -> list[str]:
@@ -167,6 +192,8 @@ def changes(recorded: dict, current: dict) -> list[str]:
         why.append(f"its config {current['command'][1]} changed")
     if recorded.get("command") != current["command"]:
         why.append("its command line changed")
+    if recorded.get("launch") != current.get("launch"):
+        why.append("it is launched differently (accelerate_config)")
     return why
 
 
@@ -192,10 +219,11 @@ def run_stage(args: PipelineArguments, stage: str, *, in_process: bool = False) 
     out.mkdir(parents=True, exist_ok=True)
     (out / INPUTS).write_text(json.dumps(current, indent=2))
     module = f"recipes.{MODULES.get(stage, stage)}"
-    command = [sys.executable, "-m", module, *argv]
+    launcher = launch(args, stage)
+    command = [sys.executable, *launcher, "-m", module, *argv]
     print(f"== {stage}: {shlex.join(command)}", flush=True)
     start = time.time()
-    if in_process:
+    if in_process and not launcher:  # several processes cannot run in this one
         saved, sys.argv = sys.argv, [f"{module.replace('.', '/')}.py", *argv]
         try:
             runpy.run_module(module, run_name="__main__")
