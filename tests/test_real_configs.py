@@ -46,7 +46,7 @@ PPO_CPU = {"bf16": False, "per_device_train_batch_size": 2, "gradient_accumulati
 
 ONLINE_CPU = {"bf16": False, "use_cpu": True, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
               "num_generations": 2, "max_completion_length": 8, "max_steps": 2, "logging_steps": 1,
-              "report_to": "none", "min_reward_accuracy": 0.0}
+              "report_to": "none", "min_reward_accuracy": 0.0, "use_vllm": False}  # vLLM: GPU only
 RL_CPU = {"rloo": ONLINE_CPU, "grpo": ONLINE_CPU,
           "dpo": {"bf16": False, "use_cpu": True, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
                   "max_steps": 2, "max_length": 128, "gradient_checkpointing": False, "logging_steps": 1,

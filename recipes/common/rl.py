@@ -12,6 +12,7 @@ held-out prompts: gold score, win rate, reward-model score, KL to SFT) and `samp
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,6 +369,11 @@ ONLINE_SUMMARY = ("reward", "rewards/reward_model/mean", "kl", "entropy", "compl
 
 def run_online(method: str, trainer_class, script_args: OnlineArguments, training_args, model_args) -> dict:
     """A whole RLOO or GRPO stage."""
+    if training_args.use_vllm and importlib.util.find_spec("vllm") is None:  # found, not imported: GPU only
+        raise ConfigError("use_vllm: true, but vllm is not installed; on a GPU machine `pip install -r "
+                          "requirements-gpu.txt`, or set use_vllm: false to generate with transformers")
+    if training_args.use_vllm and not torch.cuda.is_available():
+        raise ConfigError("use_vllm: true needs a GPU, and this machine has none; set use_vllm: false")
     if training_args.beta < 0:
         raise ConfigError(f"beta: {training_args.beta} would reward moving away from SFT; use beta > 0")
     if training_args.beta == 0:
