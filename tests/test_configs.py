@@ -37,6 +37,12 @@ ACCELERATE = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))  # acceler
 CONFIGS = sorted(set((ROOT / "configs").rglob("*.yaml")) - set(ACCELERATE))
 
 
+def cpu_flags(stage: str, values: dict) -> list[str]:
+    """GPU configs (bf16) of training stages parse on this CPU-only machine when told it is one."""
+    trains = any("use_cpu" in t.__dataclass_fields__ for t in STAGES[stage])
+    return ["--use_cpu", "true"] if values.get("bf16") and trains else []
+
+
 def stage_of(path: Path) -> str:
     return next(stage for stage in STAGES if path.stem.startswith(stage))
 
@@ -59,10 +65,7 @@ def test_accelerate_config_loads_as_accelerate_reads_it(path):
 def test_config_parses(path):
     values = yaml.safe_load(path.read_text())
     # GPU configs (bf16) parse on this CPU-only machine when told it is one
-    types = STAGES[stage_of(path)]
-    trains = any("use_cpu" in t.__dataclass_fields__ for t in types)
-    cpu = ["--use_cpu", "true"] if values.get("bf16") and trains else []
-    parse_config(types, ["--config", str(path), *cpu])
+    parse_config(STAGES[stage_of(path)], ["--config", str(path), *cpu_flags(stage_of(path), values)])
     for key, value in values.items():
         # YAML reads 2e-5 as a string; write 2.0e-5
         assert not (isinstance(value, str) and re.fullmatch(r"[-+]?[\d.]+e[-+]?\d+", value)), f"{path}: {key}"
@@ -104,8 +107,7 @@ def test_every_command_in_the_readmes_names_a_stage_and_a_config_that_parses():
     for stage, path in sorted(commands):
         assert stage in STAGES, f"README: recipes.{stage} is not a stage"
         values = yaml.safe_load((ROOT / path).read_text())
-        cpu = ["--use_cpu", "true"] if values.get("bf16") else []
-        parse_config(STAGES[stage], ["--config", str(ROOT / path), *cpu])
+        parse_config(STAGES[stage], ["--config", str(ROOT / path), *cpu_flags(stage, values)])
 
 
 @pytest.mark.parametrize("stage,key,value", [
@@ -117,7 +119,7 @@ def test_every_command_in_the_readmes_names_a_stage_and_a_config_that_parses():
 def test_settings_that_would_train_nothing_are_refused_naming_file_and_key(tmp_path, stage, key, value):
     values = {**yaml.safe_load((ROOT / "configs" / "tiny" / f"{stage}.yaml").read_text()), key: value}
     config = write_yaml(tmp_path / f"{stage}.yaml", values)
-    cpu = ["--use_cpu", "true"] if values.get("bf16") else []
+    cpu = cpu_flags(stage, values)
     with pytest.raises(ConfigError, match=rf"{re.escape(str(config))}: {key}: {value} must be"):
         parse_config(STAGES[stage], ["--config", str(config), *cpu])
 
