@@ -117,7 +117,12 @@ def test_processes_that_would_train_apart_are_refused(monkeypatch):
         run_dir.check_launch(alone, "ppo")
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
     run_dir.check_launch(alone, "ppo")
-
+    # fsdp2.yaml on a CPU: accelerate gives plain data parallel instead, without a word (seen: MULTI_CPU, fsdp None)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "false")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ConfigError, match="use_cpu: true, but the accelerate config asks for FSDP"):
+        run_dir.check_launch(SimpleNamespace(world_size=2, use_cpu=True), "sft")
+    run_dir.check_launch(SimpleNamespace(world_size=2, use_cpu=False), "sft")  # on GPUs
 
 def test_every_stage_checks_its_launch_before_it_starts():
     """The check above is made by every training stage, before its output directory is touched."""

@@ -49,12 +49,18 @@ def wait_for_everyone() -> None:
 def check_launch(training_args, stage: str) -> None:
     """Refuse, before anything loads, a multi-process launch whose processes would not train together: on a machine
     without GPUs they join (over gloo) only with use_cpu: true; without it each would train the whole model on the
-    whole data, unknown to the others. And PPO under ZeRO-3 or FSDP, which TRL's PPO trainer does not support."""
+    whole data, unknown to the others; FSDP or DeepSpeed asked for where the trainer runs without them (a CPU); and
+    PPO under ZeRO-3 or FSDP, which TRL's PPO trainer does not support."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and training_args.world_size != launched:
         raise ConfigError(f"use_cpu: launched as {launched} processes, but the {stage} trainer sees "
                           f"{training_args.world_size}: they would train apart. On a machine without GPUs set "
                           "use_cpu: true (see configs/accelerate/cpu_ddp.yaml)")
+    asked = next((kind for kind in ("FSDP", "DEEPSPEED") if _env_true(f"ACCELERATE_USE_{kind}")), None)
+    if asked and getattr(training_args, "use_cpu", False):  # seen: the trainer then runs MULTI_CPU, fsdp unset
+        raise ConfigError(f"use_cpu: true, but the accelerate config asks for {asked}, which accelerate runs only on "
+                          "GPUs: the processes would silently train as plain data parallel. On a CPU use "
+                          "configs/accelerate/cpu_ddp.yaml")
     zero3 = _env_true("ACCELERATE_USE_DEEPSPEED") and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
     if stage == "ppo" and (zero3 or _env_true("ACCELERATE_USE_FSDP")):
         raise ConfigError("accelerate config: TRL's PPO trainer does not support DeepSpeed ZeRO-3 or FSDP; launch PPO "
