@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from recipes import bench
 from recipes.common.cli import parse_config
@@ -30,3 +31,39 @@ def test_bench_times_full_and_lora_training_and_writes_a_table(tmp_path):
 def test_unknown_model_shape_is_refused():
     with pytest.raises(ConfigError, match=r"models: \['gpt-5'\] unknown"):
         bench.main(bench.BenchArguments(models=["gpt-5"]))
+
+
+def test_bench_times_ppo_rloo_and_grpo_steps_as_the_recipes_build_them(tmp_path):
+    config = write_yaml(tmp_path / "bench.yaml", {
+        "models": ["tiny"], "modes": [], "matmul_size": 64, "rl_methods": ["ppo", "rloo", "grpo"],
+        "rl_batch_size": 4, "rl_generations": 2, "rl_prompt_tokens": 4, "rl_completion_tokens": 6, "rl_steps": 1,
+        "output_dir": str(tmp_path / "bench")})
+    result = bench.main(*parse_config((bench.BenchArguments,), ["--config", str(config)]))
+    assert [r["method"] for r in result["rl_rows"]] == ["ppo", "rloo", "grpo"]
+    assert all(r["episodes_per_s"] > 0 and r["episodes_per_step"] == 4 and r["generation"] == "transformers"
+               for r in result["rl_rows"])
+    table = (tmp_path / "bench" / "bench.md").read_text()
+    assert "| tiny | PPO | transformers | 4 |" in table and "| tiny | GRPO | transformers | 4 |" in table
+
+
+def test_word_tokenizer_gives_one_token_a_word_and_the_chat_tokens():
+    tokenizer = bench.word_tokenizer(64)
+    assert len(tokenizer) == 64
+    assert tokenizer("w10 w63", add_special_tokens=False)["input_ids"] == [10, 63]
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "w9"}], tokenize=False,
+                                         add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.unk_token_id not in ids
+    assert ids[-2:] == tokenizer.convert_tokens_to_ids(["<|im_start|>", "assistant"])
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"rl_methods": ["dpo"]}, r"rl_methods: \['dpo'\]"),
+    ({"rl_methods": ["grpo"], "rl_batch_size": 6, "rl_generations": 4}, "not a multiple of rl_generations"),
+    pytest.param({"rl_methods": ["grpo"], "rl_vllm": True}, "needs a GPU",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU machine")),
+])
+def test_bad_rl_keys_are_refused_before_anything_is_timed(keys, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        bench.main(bench.BenchArguments(**keys, output_dir=str(tmp_path / "bench")))
+    assert not (tmp_path / "bench").exists()
