@@ -1,6 +1,6 @@
 """Stages under `accelerate launch` with configs/accelerate/cpu_ddp.yaml: 2 processes on one CPU machine (gloo),
-chained as in the pipeline (SFT -> comparisons -> reward model -> RLOO). Each stage must train with both processes
-together, and write its files, evaluation and stage.json once."""
+chained as in the pipeline (SFT -> comparisons -> reward model -> RLOO and PPO). Each stage must train with both
+processes together, and write its files, evaluation and stage.json once."""
 
 import json
 import math
@@ -16,6 +16,7 @@ from recipes.common import run_dir
 from recipes.common.errors import ConfigError
 from tests.conftest import ROOT, write_yaml
 from tests.test_compare_reward import TINY_REWARD, run_compare
+from tests.test_ppo import TINY_PPO
 from tests.test_rl_methods import ONLINE
 from tests.test_sft import TINY_SFT
 
@@ -58,7 +59,11 @@ def chain(tiny_base, tmp_path_factory):
                     tmp)
     rloo = launch("rloo", {**ONLINE, "sft_model_path": str(tmp / "sft" / "merged"),
                            "reward_model_path": str(tmp / "reward" / "merged"), "output_dir": str(tmp / "rloo")}, tmp)
-    return tmp, {"sft": sft, "reward": reward, "rloo": rloo}
+    # a checkpoint at every update: saving is where TRL's PPO trainer broke under DDP on the other process
+    ppo = launch("ppo", {**TINY_PPO, "total_episodes": 32, "save_strategy": "steps", "save_steps": 1,
+                         "sft_model_path": str(tmp / "sft" / "merged"),
+                         "reward_model_path": str(tmp / "reward" / "merged"), "output_dir": str(tmp / "ppo")}, tmp)
+    return tmp, {"sft": sft, "reward": reward, "rloo": rloo, "ppo": ppo}
 
 
 def test_sft_under_ddp_trains_on_both_processes_and_writes_once(chain):
@@ -95,6 +100,18 @@ def test_rloo_under_ddp_runs_and_compares_with_sft_once(chain):
     assert max(row["step"] for row in history) == ONLINE["max_steps"]
     assert output["rloo"].count("RLOO win rate vs SFT") == 1
     assert "rloo_win_rate_vs_sft" in json.loads((out / "eval_results.json").read_text())
+
+
+def test_ppo_under_ddp_collects_episodes_on_both_processes_and_compares_with_sft_once(chain):
+    """TRL's PPO trainer reaches past the DDP wrapper for its policy (TRL #2375); resume.ResumablePPOTrainer
+    points it there. Each update takes 8 prompts on each process: 32 episodes in 2 updates, not 4."""
+    tmp, output = chain
+    out = tmp / "ppo"
+    assert run_dir.is_complete(out) and (out / "merged" / "model.safetensors").is_file()
+    history = json.loads((out / "log_history.json").read_text())
+    assert [row["episode"] for row in history if "objective/scores" in row] == [16, 32]
+    assert output["ppo"].count("PPO win rate vs SFT") == 1
+    assert "ppo_win_rate_vs_sft" in json.loads((out / "eval_results.json").read_text())
 
 
 def test_processes_that_would_train_apart_are_refused(monkeypatch):

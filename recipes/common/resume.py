@@ -81,6 +81,16 @@ class ResumablePPOTrainer(PPOTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Under DDP `self.model` is the wrapper, and TRL's PPO trainer reaches for `self.model.policy` (the
+        # reference's forward pass, save_model) and `self.model.config` (the checkpoint's model card): an
+        # AttributeError on the first rollout (TRL #2375). Both are looked up past the wrapper, not registered in
+        # it, so DDP's parameters and gradients are unchanged.
+        for name in ("policy", "config"):
+            if not hasattr(self.model, name):
+                object.__setattr__(self.model, name, getattr(self.accelerator.unwrap_model(self.model), name))
+        # set by Trainer.__init__, which PPOTrainer does not call; transformers' save_model reads it on every
+        # process but the main one
+        self.is_distributed_loading_by_transformers = False
         self.dataloader = ShuffleRecorder(self.dataloader)
         self.callback_handler.callbacks.insert(0, _RestoreFirst(self))
         self.resume_from: str | None = None

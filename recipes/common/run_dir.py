@@ -51,11 +51,16 @@ def check_launch(training_args, stage: str) -> None:
     without GPUs they join (over gloo) only with use_cpu: true; without it each would train the whole model on the
     whole data, unknown to the others; FSDP or DeepSpeed asked for where the trainer runs without them (a CPU); and
     PPO under ZeRO-3 or FSDP, which TRL's PPO trainer does not support."""
+    from transformers import TrainingArguments
+
     launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched > 1 and training_args.world_size != launched:
-        raise ConfigError(f"use_cpu: launched as {launched} processes, but the {stage} trainer sees "
-                          f"{training_args.world_size}: they would train apart. On a machine without GPUs set "
-                          "use_cpu: true (see configs/accelerate/cpu_ddp.yaml)")
+    seen = training_args.world_size
+    if seen is None:  # PPOConfig: a field of that name, None until its trainer fills it in; TrainingArguments' own
+        seen = TrainingArguments.world_size.fget(training_args)
+    if launched > 1 and seen != launched:
+        raise ConfigError(f"use_cpu: launched as {launched} processes, but the {stage} trainer sees {seen}: they "
+                          "would train apart. On a machine without GPUs set use_cpu: true (see "
+                          "configs/accelerate/cpu_ddp.yaml)")
     asked = next((kind for kind in ("FSDP", "DEEPSPEED") if _env_true(f"ACCELERATE_USE_{kind}")), None)
     if asked and getattr(training_args, "use_cpu", False):  # seen: the trainer then runs MULTI_CPU, fsdp unset
         raise ConfigError(f"use_cpu: true, but the accelerate config asks for {asked}, which accelerate runs only on "
