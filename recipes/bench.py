@@ -15,7 +15,7 @@ gradients, so its matmuls count 4 x instead of 6 x (the adapter's own are neglig
 token / peak.
 
 RL throughput (`rl_methods`): episodes per second and peak memory of PPO, RLOO and GRPO as the recipes build them
-(`recipes.ppo.build_trainer`, `recipes.common.rl.build_online_trainer`: a LoRA policy, its reference the adapter
+(`recipes.common.rl.build_ppo_trainer` and `build_online_trainer`: a LoRA policy, its reference the adapter
 switched off, the reward model scoring each completion; PPO adds a value model), on a random-weight policy and reward
 model of the same shape saved to a scratch directory with a word-per-token tokenizer. An episode is one sampled
 completion that a step trains on; each step samples `rl_batch_size` of them (`rl_generations` per prompt for RLOO
@@ -235,14 +235,12 @@ def time_rl(config, method: str, vllm: bool, args: BenchArguments, scratch: Path
               "bf16": on_gpu, "use_cpu": not on_gpu, "seed": 0, "disable_tqdm": True}
     if method == "ppo":
         from trl.experimental.ppo import PPOConfig  # imported only here: gone from TRL after 1.12
-
-        from recipes import ppo
         training = PPOConfig(**common, sft_model_path=policy, reward_model_path=reward,
                              local_rollout_forward_batch_size=args.rl_batch_size,
                              total_episodes=args.rl_batch_size * steps, response_length=args.rl_completion_tokens,
                              num_ppo_epochs=args.rl_ppo_epochs, num_mini_batches=1, stop_token="eos",
                              missing_eos_penalty=1.0, kl_coef=0.15, num_sample_generations=0)
-        trainer = ppo.build_trainer(ppo.PPOScriptArguments(gold_eval_steps=0, num_eval_prompts=0), training,
+        trainer = rl.build_ppo_trainer(rl.RLArguments(gold_eval_steps=0, num_eval_prompts=0), training,
                                     model_args, tokenizer, prompts)
     else:
         from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer

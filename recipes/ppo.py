@@ -24,17 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, set_seed
-from trl import ModelConfig, get_peft_config, get_quantization_config
+from trl import ModelConfig
 from trl.experimental.ppo import PPOConfig
 
 from recipes.common import rl
-from recipes.common.adapters import model_init_kwargs
 from recipes.common.cli import run_main
-from recipes.common.generation import chat_texts
-from recipes.common.resume import ResumablePPOTrainer
 
 FINISH = rl.Finish("ppo", curves={
     "reward-model score": {"objective/scores": "training samples", "gold/reward_model_score": "held out, greedy"},
@@ -47,27 +41,7 @@ class PPOScriptArguments(rl.RLArguments):
     """Every RL stage's script keys; PPO's models are PPOConfig's keys sft_model_path and reward_model_path."""
 
 
-def build_trainer(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig, tokenizer,
-                  prompts: list[str]) -> ResumablePPOTrainer:
-    set_seed(training_args.seed)  # before the adapter's and the value head's random init, which precede the trainer's
-    tokenizer.padding_side = "left"  # PPO generates from a left-padded batch of prompts
-    train = Dataset.from_dict({"input_ids": [tokenizer(text, add_special_tokens=False)["input_ids"]
-                                             for text in chat_texts(tokenizer, prompts)]})
-    quantization = get_quantization_config(model_args)
-    on_gpu = {"": torch.cuda.current_device()} if quantization and torch.cuda.is_available() else None
-    load = model_init_kwargs(model_args) | {"quantization_config": quantization, "device_map": on_gpu}
-    policy = AutoModelForCausalLM.from_pretrained(training_args.sft_model_path, **load)
-    peft_config = get_peft_config(model_args)
-    # without an adapter to switch off, the reference is a frozen copy of the SFT model
-    ref = None if peft_config else AutoModelForCausalLM.from_pretrained(training_args.sft_model_path, **load)
-    value_model, reward_model = (AutoModelForSequenceClassification.from_pretrained(
-        training_args.reward_model_path, num_labels=1, **model_init_kwargs(model_args)) for _ in range(2))
-    callbacks = rl.gold_monitors(script_args, tokenizer, reward_model, training_args.response_length,
-                                 trigger="objective/scores")
-    return ResumablePPOTrainer(args=training_args, processing_class=tokenizer, model=policy, ref_model=ref,
-                               reward_model=reward_model, value_model=value_model, train_dataset=train,
-                               eval_dataset=train.select(range(min(64, len(train)))), peft_config=peft_config,
-                               callbacks=callbacks)
+build_trainer = rl.build_ppo_trainer  # in the shared module: recipes.bench builds PPO's trainer too
 
 
 CONFIG = (PPOScriptArguments, PPOConfig, ModelConfig)  # what --config and the command line fill

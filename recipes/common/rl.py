@@ -360,6 +360,32 @@ def build_online_trainer(trainer_class, script_args: OnlineArguments, training_a
                          peft_config=get_peft_config(model_args))
 
 
+def build_ppo_trainer(script_args: RLArguments, training_args, model_args, tokenizer, prompts: list[str]):
+    """PPO's trainer (recipes.ppo, recipes.bench): a LoRA policy on the SFT model, its reference the adapter
+    switched off, value and reward models from the reward model, the prompts in the chat template, the gold monitor."""
+    from recipes.common.resume import ResumablePPOTrainer  # imported here: TRL after 1.12 has no PPO
+
+    set_seed(training_args.seed)  # before the adapter's and the value head's random init, which precede the trainer's
+    tokenizer.padding_side = "left"  # PPO generates from a left-padded batch of prompts
+    train = Dataset.from_dict({"input_ids": [tokenizer(text, add_special_tokens=False)["input_ids"]
+                                             for text in chat_texts(tokenizer, prompts)]})
+    quantization = get_quantization_config(model_args)
+    on_gpu = {"": torch.cuda.current_device()} if quantization and torch.cuda.is_available() else None
+    load = model_init_kwargs(model_args) | {"quantization_config": quantization, "device_map": on_gpu}
+    policy = AutoModelForCausalLM.from_pretrained(training_args.sft_model_path, **load)
+    peft_config = get_peft_config(model_args)
+    # without an adapter to switch off, the reference is a frozen copy of the SFT model
+    ref = None if peft_config else AutoModelForCausalLM.from_pretrained(training_args.sft_model_path, **load)
+    value_model, reward_model = (AutoModelForSequenceClassification.from_pretrained(
+        training_args.reward_model_path, num_labels=1, **model_init_kwargs(model_args)) for _ in range(2))
+    callbacks = gold_monitors(script_args, tokenizer, reward_model, training_args.response_length,
+                                 trigger="objective/scores")
+    return ResumablePPOTrainer(args=training_args, processing_class=tokenizer, model=policy, ref_model=ref,
+                               reward_model=reward_model, value_model=value_model, train_dataset=train,
+                               eval_dataset=train.select(range(min(64, len(train)))), peft_config=peft_config,
+                               callbacks=callbacks)
+
+
 ONLINE_CURVES = {
     "reward-model score": {"rewards/reward_model/mean": "training samples",
                            "gold/reward_model_score": "held out, greedy"},
