@@ -27,7 +27,6 @@ with requirements-gpu.txt installed) for RLOO and GRPO when `rl_vllm: true`. The
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import platform
 import random
@@ -214,14 +213,15 @@ class StepTimes(TrainerCallback):
         self.ends.append(time.perf_counter())
 
 
-def time_rl(config, method: str, vllm: bool, args: BenchArguments, scratch: Path) -> dict:
+def time_rl(config, models: tuple[str, str], method: str, vllm: bool, args: BenchArguments,
+            scratch: Path) -> dict:
     """Episodes per second of one RL stage's training steps, as the recipe builds its trainer."""
     from trl import ModelConfig
 
     from recipes.common import rl
 
     on_gpu = torch.cuda.is_available()
-    policy, reward = random_policy_and_reward(config, scratch)
+    policy, reward = models
     tokenizer = rl.policy_tokenizer(policy)
     # as the recipes' configs: LoRA r=16 on every linear layer; bf16 on a GPU, float32 on a CPU (configs/tiny)
     model_args = ModelConfig(dtype="bfloat16" if on_gpu else "float32", use_peft=True, lora_r=16, lora_alpha=32,
@@ -230,7 +230,7 @@ def time_rl(config, method: str, vllm: bool, args: BenchArguments, scratch: Path
     rng = random.Random(0)
     prompts = [" ".join(f"w{rng.randrange(8, config.vocab_size)}" for _ in range(args.rl_prompt_tokens))
                for _ in range(args.rl_batch_size * steps)]
-    common = {"output_dir": str(scratch / method), "per_device_train_batch_size": args.rl_batch_size,
+    common = {"output_dir": str(scratch), "per_device_train_batch_size": args.rl_batch_size,
               "learning_rate": 1e-5, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
               "bf16": on_gpu, "use_cpu": not on_gpu, "seed": 0, "disable_tqdm": True}
     if method == "ppo":
@@ -240,8 +240,8 @@ def time_rl(config, method: str, vllm: bool, args: BenchArguments, scratch: Path
                              total_episodes=args.rl_batch_size * steps, response_length=args.rl_completion_tokens,
                              num_ppo_epochs=args.rl_ppo_epochs, num_mini_batches=1, stop_token="eos",
                              missing_eos_penalty=1.0, kl_coef=0.15, num_sample_generations=0)
-        trainer = rl.build_ppo_trainer(rl.RLArguments(gold_eval_steps=0, num_eval_prompts=0), training,
-                                    model_args, tokenizer, prompts)
+        trainer = rl.build_ppo_trainer(rl.RLArguments(gold_eval_steps=0, num_eval_prompts=0), training, model_args,
+                                       tokenizer, prompts)
     else:
         from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
         config_class, trainer_class = {"rloo": (RLOOConfig, RLOOTrainer), "grpo": (GRPOConfig, GRPOTrainer)}[method]
@@ -274,10 +274,10 @@ def check_rl(args: BenchArguments) -> None:
     if args.rl_methods and args.rl_batch_size % args.rl_generations:
         raise ConfigError(f"rl_batch_size: {args.rl_batch_size} is not a multiple of rl_generations "
                           f"({args.rl_generations}): RLOO and GRPO sample rl_generations completions per prompt")
-    if args.rl_vllm and not torch.cuda.is_available():
-        raise ConfigError("rl_vllm: true needs a GPU, and this machine has none; set rl_vllm: false")
-    if args.rl_vllm and importlib.util.find_spec("vllm") is None:  # found, not imported: GPU only
-        raise ConfigError("rl_vllm: true, but vllm is not installed; `pip install -r requirements-gpu.txt`")
+    if args.rl_vllm:
+        from recipes.common.rl import check_vllm
+
+        check_vllm("rl_vllm")
 
 
 def main(args: BenchArguments) -> dict:
@@ -296,8 +296,8 @@ def main(args: BenchArguments) -> dict:
     peak = matmul_peak(args.matmul_size, dtype)
     print(f"{where}: {args.matmul_size}x{args.matmul_size} matmul peak {peak / 1e9:.1f} GFLOP/s in {dtype}")
     rows = []
-    for name in args.models:
-        config = tiny_shape() if name == "tiny" else SHAPES[name]()
+    configs = {name: tiny_shape() if name == "tiny" else SHAPES[name]() for name in args.models}
+    for name, config in configs.items():
         for mode in args.modes:
             r = {"model": name, "mode": mode, **time_training(config, mode, args, use_bf16)}
             r["mfu"] = r["tokens_per_s"] * r["flops_per_token"] / peak
@@ -305,16 +305,16 @@ def main(args: BenchArguments) -> dict:
             print(f"{name} {mode}: {r['tokens_per_s']:.0f} tokens/s, MFU {r['mfu']:.1%}, "
                   f"peak memory {r['peak_memory_mb']:.0f} MiB")
     rl_rows = []
-    for name in args.models:
-        config = tiny_shape() if name == "tiny" else SHAPES[name]()
-        for method in args.rl_methods:
-            for vllm in (False, True) if args.rl_vllm and method != "ppo" else (False,):
-                with tempfile.TemporaryDirectory() as scratch:
+    for name, config in configs.items() if args.rl_methods else ():
+        with tempfile.TemporaryDirectory() as scratch:
+            models = random_policy_and_reward(config, Path(scratch))  # one pair for every method
+            for method in args.rl_methods:
+                for vllm in (False, True) if args.rl_vllm and method != "ppo" else (False,):
                     r = {"model": name, "method": method, "generation": "vllm" if vllm else "transformers",
-                         **time_rl(config, method, vllm, args, Path(scratch))}
-                rl_rows.append(r)
-                print(f"{name} {method} ({r['generation']}): {r['episodes_per_s']:.1f} episodes/s, "
-                      f"peak memory {r['peak_memory_mb']:.0f} MiB")
+                         **time_rl(config, models, method, vllm, args, Path(scratch) / f"{method}-{vllm}")}
+                    rl_rows.append(r)
+                    print(f"{name} {method} ({r['generation']}): {r['episodes_per_s']:.1f} episodes/s, "
+                          f"peak memory {r['peak_memory_mb']:.0f} MiB")
     result = {"device": where, "dtype": str(dtype).removeprefix("torch."), "matmul_peak_flops": peak,
               "settings": asdict(args), "rows": rows, "rl_rows": rl_rows}
     out = Path(args.output_dir)

@@ -393,13 +393,19 @@ ONLINE_CURVES = {
 ONLINE_SUMMARY = ("reward", "rewards/reward_model/mean", "kl", "entropy", "completions/mean_length")
 
 
+def check_vllm(key: str) -> None:
+    """Generation with vLLM, asked for by `key`: it needs a GPU and requirements-gpu.txt."""
+    if not torch.cuda.is_available():  # said first: installing vllm would not help
+        raise ConfigError(f"{key}: true needs a GPU, and this machine has none; set {key}: false")
+    if importlib.util.find_spec("vllm") is None:  # found, not imported: GPU only
+        raise ConfigError(f"{key}: true, but vllm is not installed; on a GPU machine `pip install -r "
+                          f"requirements-gpu.txt`, or set {key}: false to generate with transformers")
+
+
 def run_online(method: str, trainer_class, script_args: OnlineArguments, training_args, model_args) -> dict:
     """A whole RLOO or GRPO stage."""
-    if training_args.use_vllm and importlib.util.find_spec("vllm") is None:  # found, not imported: GPU only
-        raise ConfigError("use_vllm: true, but vllm is not installed; on a GPU machine `pip install -r "
-                          "requirements-gpu.txt`, or set use_vllm: false to generate with transformers")
-    if training_args.use_vllm and not torch.cuda.is_available():
-        raise ConfigError("use_vllm: true needs a GPU, and this machine has none; set use_vllm: false")
+    if training_args.use_vllm:
+        check_vllm("use_vllm")
     if training_args.beta < 0:
         raise ConfigError(f"beta: {training_args.beta} would reward moving away from SFT; use beta > 0")
     if training_args.beta == 0:
