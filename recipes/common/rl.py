@@ -379,7 +379,7 @@ def build_ppo_trainer(script_args: RLArguments, training_args, model_args, token
     value_model, reward_model = (AutoModelForSequenceClassification.from_pretrained(
         training_args.reward_model_path, num_labels=1, **model_init_kwargs(model_args)) for _ in range(2))
     callbacks = gold_monitors(script_args, tokenizer, reward_model, training_args.response_length,
-                                 trigger="objective/scores")
+                              trigger="objective/scores")
     return ResumablePPOTrainer(args=training_args, processing_class=tokenizer, model=policy, ref_model=ref,
                                reward_model=reward_model, value_model=value_model, train_dataset=train,
                                eval_dataset=train.select(range(min(64, len(train)))), peft_config=peft_config,
