@@ -17,10 +17,10 @@ def test_bench_times_full_and_lora_training_and_writes_a_table(tmp_path):
                                                   "matmul_size": 256, "output_dir": str(tmp_path / "bench")})
     result = bench.main(*parse_config((bench.BenchArguments,), ["--config", str(config)]))
     full, lora = result["rows"]
-    # configs/tiny/pretrain.yaml's shape: 4 layers of q, k, v, o (128 x 128) and gate, up, down (128 x 512), and
-    # the 2048 x 128 output layer: 1,310,720 matmul weights; attention 12 x 4 layers x 128 x 32 tokens
-    assert full["flops_per_token"] == 6 * 1_310_720 + 12 * 4 * 128 * 32
-    assert lora["flops_per_token"] == 4 * 1_310_720 + 12 * 4 * 128 * 32  # frozen weights get no gradient
+    # configs/tiny/pretrain.yaml's shape: 2 layers of q, k, v, o (128 x 128) and gate, up, down (128 x 512), and
+    # the 2048 x 128 output layer: 786,432 matmul weights; attention 12 x 2 layers x 128 x 32 tokens
+    assert full["flops_per_token"] == 6 * 786_432 + 12 * 2 * 128 * 32
+    assert lora["flops_per_token"] == 4 * 786_432 + 12 * 2 * 128 * 32  # frozen weights get no gradient
     assert lora["trainable"] < full["trainable"] == full["parameters"]
     assert all(r["tokens_per_s"] > 0 and 0 < r["mfu"] for r in result["rows"])
     table = (tmp_path / "bench" / "bench.md").read_text()
