@@ -124,7 +124,14 @@ def save_config(output_dir: str | os.PathLike, *configs, name: str = "config.yam
         values = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
         for f in dataclasses.fields(config):
             if f.init and not f.name.startswith("_") and f.name not in SECRETS:
-                resolved[f.name] = _plain(values[f.name])
+                value = values[f.name]
+                if value == f"<{f.name.upper()}>":  # to_dict hides every `*_token` field, PPO's stop_token too
+                    value = getattr(config, f.name)
+                resolved[f.name] = _plain(value)
+    if resolved.get("steps_per_generation") is not None:
+        # GRPO/RLOO resolve each of these from the other and refuse both given: keep the one that holds on any
+        # number of processes
+        resolved.pop("generation_batch_size", None)
     path, text = Path(output_dir) / name, yaml.safe_dump(resolved, sort_keys=False)
     if is_main_process():
         stale = sorted(Path(output_dir).glob("checkpoint-*")) if path.is_file() and path.read_text() != text else []
