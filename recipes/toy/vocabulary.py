@@ -18,7 +18,7 @@ SYLLABLES = ("zor", "bel", "quil", "fin", "mar", "tok", "vex", "lum", "pip", "dr
               "wen", "kel", "fro", "ish", "yam", "pon", "ril", "cha", "dob", "nux")
 WORDS = ("apple", "bread", "candle", "drum", "egg", "feather", "grape", "hat", "ink", "jar", "kite", "lamp",
          "mango", "nail", "onion", "pear", "quilt", "rope", "soap", "tent", "umbrella", "violin", "wheel", "yarn")
-# World size: defaults sized to what a 0.8M-parameter model learns on 2 CPU cores in the main job's budget.
+# World size: defaults sized to what a 0.67M-parameter model learns on 2 CPU cores in the main job's budget.
 NUM_ENTITIES = 60
 MAX_OPERAND = 20
 
