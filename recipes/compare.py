@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
@@ -35,60 +34,13 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from recipes.common import hub, labeling, run_dir
+from recipes.common.arguments import CONFIGS, CompareArguments
 from recipes.common.cli import run_main
 from recipes.common.data import load_prompts as dataset_prompts
 from recipes.common.errors import ConfigError, InputError, MissingInputError
 from recipes.common.generation import chat_texts, generate, reward_scores
 from recipes.common.tokenizer import check_reward_pad
-from recipes.toy import DEFAULT_LABELER_TEMPERATURE, GoldLabeler, WorldArguments
-
-LABELERS = ("gold", "noisy", "reward_model", "human")
-
-
-@dataclass
-class CompareArguments(WorldArguments):
-    output_dir: str = field(default="runs/tiny/compare", metadata={"help": "Where the comparison data goes."})
-    policy: str = field(default=None, metadata={"help": "The model that writes the responses (the SFT model)."})
-    # Prompts: the toy world's comparison split unless dataset_name is set
-    dataset_name: str | None = None
-    dataset_config: str | None = None
-    dataset_train_split: str = "train"
-    prompt_column: str = "prompt"
-    num_prompts: int = 600
-    judge_prompts: int = field(default=0, metadata={
-        "help": "More prompts, disjoint from num_prompts', for a held-out judge reward model (judge_comparisons/)."})
-    test_fraction: float = field(default=0.1, metadata={"help": "Share of prompts held out as the test split."})
-    # Sampling
-    responses_per_prompt: int = field(default=4, metadata={"help": "K; InstructGPT used 4 to 9."})
-    temperature: float = 1.0
-    max_new_tokens: int = 48
-    batch_size: int = 64
-    seed: int = 0
-    # Ranking
-    labeler: str = field(default="noisy", metadata={"help": f"One of {LABELERS}."})
-    labeler_temperature: float = DEFAULT_LABELER_TEMPERATURE
-    reward_model: str | None = None
-    labeling_file: str | None = None
-    rankings_file: str | None = None
-    # Hub
-    push_to_hub: bool = False
-    hub_dataset_id: str | None = None
-    hub_private: bool = True
-
-    def __post_init__(self):
-        if self.labeler not in LABELERS:
-            raise ConfigError(f"labeler: {self.labeler!r} is not one of {LABELERS}")
-        if self.labeler == "reward_model" and not self.reward_model:
-            raise ConfigError("labeler: reward_model needs reward_model: <path or Hub id>")
-        if self.labeler in ("gold", "noisy") and self.dataset_name:
-            raise ConfigError(f"labeler: {self.labeler} knows only the toy world's prompts; unset dataset_name or "
-                             "use labeler: human or reward_model")
-        if self.labeler == "human" and not (self.labeling_file or self.rankings_file):
-            raise ConfigError("labeler: human needs labeling_file (to export) or rankings_file (to import)")
-        if self.judge_prompts < 0:
-            raise ConfigError(f"judge_prompts: {self.judge_prompts} must be 0 (no judge) or more")
-        if self.responses_per_prompt < 2:
-            raise ConfigError("responses_per_prompt must be at least 2")
+from recipes.toy import GoldLabeler
 
 
 def load_prompts(args: CompareArguments) -> list[str]:
@@ -165,7 +117,7 @@ def to_pairs(prompts, responses, rankings, ids, gold=None, drop_ties=False) -> l
     return pairs
 
 
-CONFIG = (CompareArguments,)  # what --config and the command line fill
+CONFIG = CONFIGS["compare"]  # what --config and the command line fill (recipes/common/arguments.py)
 
 
 def main(args: CompareArguments) -> dict:

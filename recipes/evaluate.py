@@ -32,54 +32,20 @@ writes the first two.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
 from recipes.common import report as render
 from recipes.common import run_dir
+from recipes.common.arguments import CONFIGS, EvaluateArguments
 from recipes.common.cli import run_main
 from recipes.common.data import load_prompts
 from recipes.common.errors import ConfigError, InputError, MissingInputError
 from recipes.common.evaluation import judge_models, ladder, run_models
 from recipes.common.judges import check_template
-from recipes.toy import WorldArguments
 
-
-@dataclass
-class EvaluateArguments(WorldArguments):
-    output_dir: str = field(default="runs/tiny/evaluate", metadata={"help": "Responses, plot and stage marker."})
-    report_dir: str | None = field(default=None, metadata={"help": "report.md and report.json; default: the "
-                                                                   "parent of output_dir (the run directory)."})
-    sft_model: str = field(default=None, metadata={"help": "The baseline for win rates and KL."})
-    base_model: str | None = None
-    reward_model: str | None = None
-    ppo_model: str | None = None
-    # Prompts: the toy world's held-out split, or a dataset (then no gold labeler)
-    dataset_name: str | None = field(default=None, metadata={"help": "Prompts from this dataset instead of the "
-                                                                     "toy world's held-out split; no gold then."})
-    dataset_config: str | None = None
-    dataset_split: str = "test"
-    prompt_column: str = "prompt"
-    num_prompts: int = 500
-    fewshot_shots: int = 3
-    best_of_n: int = field(default=4, metadata={"help": "Samples per prompt for best-of-n; 0 to leave it out."})
-    max_new_tokens: int = 48
-    batch_size: int = 64
-    # Judges that need no gold (the policy's reward_model is one too)
-    judge_reward_model: str | None = field(default=None, metadata={
-        "help": "A held-out reward model, trained on pairs the policy's reward model never saw."})
-    llm_judge: str | None = field(default=None, metadata={
-        "help": "A chat model (Hub id or directory) asked which answer is better; 'sft' for the SFT model."})
-    llm_judge_template: str = field(default="configs/judges/pairwise.txt", metadata={
-        "help": "The LLM judge's question, with {prompt}, {response_a} and {response_b}."})
-    llm_judge_batch_size: int = 16
-    num_samples: int = field(default=10, metadata={"help": "Prompts shown side by side in the report."})
-    seed: int = 0
-
-
-CONFIG = (EvaluateArguments,)  # what --config and the command line fill
+CONFIG = CONFIGS["evaluate"]  # what --config and the command line fill (recipes/common/arguments.py)
 
 
 def main(args: EvaluateArguments) -> dict:

@@ -25,7 +25,6 @@ training stages (`accelerate_stages`) with `accelerate launch`, in several proce
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import runpy
 import shlex
@@ -37,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipes.common import run_dir
+from recipes.common.arguments import CONFIGS
 from recipes.common.cli import parse_config, run_main
 from recipes.common.errors import ConfigError, MissingInputError
 
@@ -142,9 +142,8 @@ def preflight(args: PipelineArguments) -> None:
     for stage in STAGES:
         if stage in args.skip:
             continue
-        recipe = importlib.import_module(f"recipes.{MODULES.get(stage, stage)}")
         try:
-            parse_config(recipe.CONFIG, stage_argv(args, stage))
+            parse_config(CONFIGS[stage], stage_argv(args, stage))
         except ConfigError as error:
             raise ConfigError(f"{stage} (from {stage}_config and {stage}_args): {error}") from None
 

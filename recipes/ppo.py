@@ -22,12 +22,11 @@ before it starts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from trl import ModelConfig
 from trl.experimental.ppo import PPOConfig
 
 from recipes.common import rl
+from recipes.common.arguments import CONFIGS, PPOScriptArguments
 from recipes.common.cli import run_main
 
 FINISH = rl.Finish("ppo", curves={
@@ -36,15 +35,10 @@ FINISH = rl.Finish("ppo", curves={
     summary_keys=("objective/kl", "objective/scores", "objective/entropy", "episode"))
 
 
-@dataclass
-class PPOScriptArguments(rl.RLArguments):
-    """Every RL stage's script keys; PPO's models are PPOConfig's keys sft_model_path and reward_model_path."""
-
-
 build_trainer = rl.build_ppo_trainer  # in the shared module: recipes.bench builds PPO's trainer too
 
 
-CONFIG = (PPOScriptArguments, PPOConfig, ModelConfig)  # what --config and the command line fill
+CONFIG = CONFIGS["ppo"]  # what --config and the command line fill (recipes/common/arguments.py)
 
 
 def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig):

@@ -20,7 +20,6 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from itertools import chain
 
 import torch
@@ -37,37 +36,12 @@ from transformers import (
 
 from recipes.common import hub, run_dir
 from recipes.common.adapters import check_bf16
+from recipes.common.arguments import CONFIGS, PretrainArguments
 from recipes.common.cli import run_main
 from recipes.common.data import load_any
 from recipes.common.errors import ConfigError, InputError
 from recipes.common.generation import generate
 from recipes.common.tokenizer import END_OF_TEXT, train_tokenizer
-from recipes.toy import WorldArguments
-
-
-@dataclass
-class PretrainArguments(WorldArguments):
-    # Data: the toy world's corpus unless dataset_name is set
-    dataset_name: str | None = field(default=None, metadata={
-        "help": "Hub dataset id, local .txt/.json/.jsonl/.csv/.parquet file(s), or a save_to_disk directory. "
-                "Unset: the toy world's corpus."})
-    dataset_config: str | None = None
-    dataset_split: str = "train"
-    text_column: str = "text"
-    num_documents: int = field(default=20000, metadata={"help": "Toy-world documents to pretrain on."})
-    num_eval_documents: int = field(default=500, metadata={"help": "Held-out documents for perplexity."})
-    num_probe_documents: int = field(default=400, metadata={
-        "help": "Toy world: held-out documents whose facts and sums the base model must complete (0 for none)."})
-    # Tokenizer and model
-    vocab_size: int = 2048
-    block_size: int = 256
-    hidden_size: int = 128
-    intermediate_size: int = 512
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4
-    # Samples written to samples.md
-    num_samples: int = 6
-    sample_max_new_tokens: int = 48
 
 
 def load_documents(args: PretrainArguments, seed: int) -> tuple[list[dict], list[dict]]:
@@ -141,7 +115,7 @@ def write_samples(model, tokenizer, docs: list[dict], args: PretrainArguments, p
     return samples
 
 
-CONFIG = (PretrainArguments, TrainingArguments)  # what --config and the command line fill
+CONFIG = CONFIGS["pretrain"]  # what --config and the command line fill (recipes/common/arguments.py)
 
 
 def main(args: PretrainArguments, training_args: TrainingArguments):

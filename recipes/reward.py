@@ -23,35 +23,23 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from datasets import Dataset
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
-from trl import ModelConfig, RewardConfig, RewardTrainer, ScriptArguments, get_peft_config, get_quantization_config
+from trl import ModelConfig, RewardConfig, RewardTrainer, get_peft_config, get_quantization_config
 
 from recipes.common import hub, run_dir
 from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, with_trainable_tokens
+from recipes.common.arguments import CONFIGS, RewardScriptArguments
 from recipes.common.cli import run_main
 from recipes.common.data import check_fit, load_any
 from recipes.common.errors import ConfigError
 from recipes.common.formats import to_preference
 from recipes.common.generation import conversation_ids, reward_scores
 from recipes.common.tokenizer import settle_pad
-
-
-@dataclass
-class RewardScriptArguments(ScriptArguments):
-    invalid_rows: str = field(default="error", metadata={"help": "'error' or 'skip' malformed rows."})
-    max_eval_pairs: int = field(default=2000, metadata={"help": "Test pairs scored for eval_results.json."})
-    trainable_token_embeddings: list[str] | None = field(default=None, metadata={
-        "help": "Tokens whose embedding rows train beside the adapter; 'all' for every row."})
-    max_dropped_fraction: float = field(default=0.1, metadata={
-        "help": "Refuse to train when max_length would drop more than this fraction of the training pairs."})
-    standardize_scores: bool = field(default=True, metadata={
-        "help": "Rescale the score head so that scores of the test responses have standard deviation 1."})
 
 
 def load_pairs(args: RewardScriptArguments, split: str, tokenizer) -> tuple[Dataset, list | None]:
@@ -149,7 +137,7 @@ def standardize(model, scores: list[float], out: Path, merged: Path) -> float:
     return sd
 
 
-CONFIG = (RewardScriptArguments, RewardConfig, ModelConfig)  # what --config and the command line fill
+CONFIG = CONFIGS["reward"]  # what --config and the command line fill (recipes/common/arguments.py)
 
 
 def main(script_args: RewardScriptArguments, training_args: RewardConfig, model_args: ModelConfig):

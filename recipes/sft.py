@@ -20,46 +20,22 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
 
 import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
-from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
+from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 
 from recipes.common import hub, run_dir
 from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs, save_plain, with_trainable_tokens
+from recipes.common.arguments import CONFIGS, SFTScriptArguments
 from recipes.common.cli import run_main
 from recipes.common.data import check_fit, load_any
 from recipes.common.errors import ConfigError
 from recipes.common.formats import to_prompt_completion, to_sft
 from recipes.common.gold import gold_eval
 from recipes.common.tokenizer import read_template, settle_pad
-from recipes.toy import Demonstrator, WorldArguments
-
-
-@dataclass
-class SFTScriptArguments(ScriptArguments, WorldArguments):
-    invalid_rows: str = field(default="error", metadata={"help": "'error' or 'skip' malformed rows."})
-    max_dropped_fraction: float = field(default=0.1, metadata={
-        "help": "Refuse to train when max_length would leave no reply in more than this fraction of examples."})
-    trainable_token_embeddings: list[str] | None = field(default=None, metadata={
-        "help": "Tokens whose embedding rows train beside the LoRA adapter (tied to the output layer), e.g. chat "
-                "tokens the base model never saw such as <|im_start|> and <|im_end|>; 'all' for every row. Needs "
-                "loss_type: nll."})
-    # The toy world's demonstrations, used when dataset_name is unset
-    num_demonstrations: int = 2000
-    replay_documents: int = field(default=0, metadata={
-        "help": "Toy world: pretraining documents mixed into SFT as plain text (loss on every token), so that "
-                "fine-tuning does not wash out what pretraining taught; 0 for none."})
-    wrong_rate: float = Demonstrator.wrong_rate
-    verbose_rate: float = Demonstrator.verbose_rate
-    rude_rate: float = Demonstrator.rude_rate
-    missed_refusal_rate: float = Demonstrator.missed_refusal_rate
-    over_refusal_rate: float = Demonstrator.over_refusal_rate
-    # Gold evaluation of the base and SFT models on held-out prompts (toy world only; 0 to skip)
-    num_eval_prompts: int = 500
-    max_new_tokens: int = 48
+from recipes.toy import Demonstrator
 
 
 def demonstrations(args: SFTScriptArguments) -> Dataset:
@@ -139,7 +115,7 @@ def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> d
     return results
 
 
-CONFIG = (SFTScriptArguments, SFTConfig, ModelConfig)  # what --config and the command line fill
+CONFIG = CONFIGS["sft"]  # what --config and the command line fill (recipes/common/arguments.py)
 
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig):
