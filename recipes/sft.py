@@ -149,7 +149,7 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     training_args.pad_token = tokenizer.pad_token  # TRL would pad with eos where the tokenizer has no pad
     dataset, fit = load_demonstrations(script_args, training_args, tokenizer)
     peft_config = with_trainable_tokens(get_peft_config(model_args), model_args.model_name_or_path,
-                                        script_args.trainable_token_embeddings)
+                                        script_args.trainable_token_embeddings, script_args.frozen_token_pattern)
     out = run_dir.start_stage(training_args.output_dir, "sft")  # the data is read and fits: from here on, outputs
     run_dir.save_config(out, script_args, training_args, model_args)
     training_args.push_to_hub = False  # hub.push_finished uploads the finished stage; the Trainer would push every save

@@ -377,6 +377,8 @@ CASES = [
          ["invalid_rows: 'drop' is not one of ['error', 'skip']"]),
     Case("sft-token-not-in-vocabulary", "sft", ["--trainable_token_embeddings", "<|tool|>"],
          ["trainable_token_embeddings: ['<|tool|>'] are not tokens"]),
+    Case("sft-frozen-token-pattern-not-a-regex", "sft", ["--frozen_token_pattern", "[0-9"],
+         ["frozen_token_pattern: '[0-9' is not a regular expression"]),
     Case("sft-eos-token-not-in-vocabulary", "sft", ["--eos_token", "</s>"],
          ["eos_token: '</s>' is not a token of {base}'s tokenizer"]),
     Case("sft-pad-token-not-in-vocabulary", "sft", ["--pad_token", "<pad>"],

@@ -70,6 +70,21 @@ def test_merged_model_answers_with_plain_transformers(lora_run):
     assert reply[0]["generated_text"][-1]["role"] == "assistant"
 
 
+def test_frozen_token_pattern_keeps_those_rows_as_the_base_had_them(tiny_base, tmp_path):
+    """[all] with frozen_token_pattern: the number tokens' embedding rows (tied: also their output rows) come out
+    of SFT exactly as the base had them, while the other rows train."""
+    out, _ = run_sft(tmp_path, tiny_base, trainable_token_embeddings=["all"], frozen_token_pattern=r"\d+",
+                     num_eval_prompts=0)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    numbers = [i for i in range(len(tokenizer)) if re.fullmatch(r"\d+", tokenizer.decode([i]).strip())]
+    assert numbers
+    before = AutoModelForCausalLM.from_pretrained(tiny_base).get_input_embeddings().weight
+    after = AutoModelForCausalLM.from_pretrained(out / "merged").get_input_embeddings().weight
+    assert torch.equal(after[numbers], before[numbers])
+    others = [i for i in range(len(tokenizer)) if i not in set(numbers)]
+    assert not torch.equal(after[others], before[others])
+
+
 def test_qlora_runs_on_cpu(tiny_base, tmp_path):
     out, _ = run_sft(tmp_path, tiny_base, load_in_4bit=True, bnb_4bit_quant_type="nf4", max_steps=2,
                      num_eval_prompts=0, trainable_token_embeddings=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -28,9 +29,11 @@ def check_bf16(training_args) -> None:
         training_args.bf16 = False
 
 
-def with_trainable_tokens(peft_config, model_name_or_path: str, tokens: list[str] | None):
+def with_trainable_tokens(peft_config, model_name_or_path: str, tokens: list[str] | None,
+                          frozen_pattern: str | None = None):
     """Let these tokens' embedding rows train beside the adapter (peft trainable tokens, kept tied to the output
-    layer); ['all'] for every row. A base model's untrained chat tokens need this."""
+    layer); ['all'] for every row, less those whose text fully matches `frozen_pattern`. A base model's untrained
+    chat tokens need this."""
     if peft_config is None or not tokens:
         return peft_config
     tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
@@ -39,6 +42,16 @@ def with_trainable_tokens(peft_config, model_name_or_path: str, tokens: list[str
     if missing:
         raise ConfigError(f"trainable_token_embeddings: {missing} are not tokens of {model_name_or_path}'s tokenizer")
     ids = list(range(len(tokenizer))) if tokens == ["all"] else [vocab[t] for t in tokens]
+    if frozen_pattern:
+        try:
+            pattern = re.compile(frozen_pattern)
+        except re.error as e:
+            raise ConfigError(f"frozen_token_pattern: {frozen_pattern!r} is not a regular expression ({e})") from None
+        frozen = {i for i in ids if pattern.fullmatch(tokenizer.convert_tokens_to_string(
+            [tokenizer.convert_ids_to_tokens(i)]).strip())}
+        ids = [i for i in ids if i not in frozen]
+        print(f"trainable token embeddings: {len(ids)} rows; {len(frozen)} rows matching "
+              f"frozen_token_pattern {frozen_pattern!r} stay frozen")
     peft_config.trainable_token_indices = {"embed_tokens": ids}
     peft_config.ensure_weight_tying = True
     return peft_config

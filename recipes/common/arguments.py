@@ -6,6 +6,7 @@ every stage's config with them before the first stage runs, without importing an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -53,6 +54,19 @@ class SFTScriptArguments(ScriptArguments, WorldArguments):
         "help": "Tokens whose embedding rows train beside the LoRA adapter (tied to the output layer), e.g. chat "
                 "tokens the base model never saw such as <|im_start|> and <|im_end|>; 'all' for every row. Needs "
                 "loss_type: nll."})
+    frozen_token_pattern: str | None = field(default=None, metadata={
+        "help": "A regular expression: the embedding rows of tokens whose text fully matches it stay frozen, "
+                "'all' above notwithstanding (the toy config keeps the number tokens' rows, which are also the "
+                "output layer for answers, as pretraining left them)."})
+
+    def __post_init__(self):
+        if self.frozen_token_pattern:
+            try:
+                re.compile(self.frozen_token_pattern)
+            except re.error as e:
+                raise ConfigError(f"frozen_token_pattern: {self.frozen_token_pattern!r} is not a regular expression "
+                                  f"({e})") from None
+
     # The toy world's demonstrations, used when dataset_name is unset
     num_demonstrations: int = 2000
     replay_documents: int = field(default=0, metadata={
