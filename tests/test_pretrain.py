@@ -134,7 +134,13 @@ def test_bf16_falls_back_to_fp32_on_a_cpu_without_it(monkeypatch, capsys):
 
     from recipes.common.adapters import check_bf16
 
+    from transformers import LlamaConfig, LlamaForCausalLM, Trainer
+
     args = TrainingArguments(output_dir="unused", bf16=True, use_cpu=True, report_to="none")
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     check_bf16(args)
     assert args.bf16 is False and "no bf16 instructions" in capsys.readouterr().out
+    # what the Trainer does with it: no bf16 autocast (emulated on such a CPU, and over ten times slower)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2))
+    assert Trainer(model=model, args=args).accelerator.mixed_precision == "no"

@@ -27,6 +27,9 @@ def check_bf16(training_args) -> None:
     if training_args.bf16 and not torch.cuda.is_available() and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         print("bf16: this CPU has no bf16 instructions; training in float32 instead (slower, same recipe)")
         training_args.bf16 = False
+        # TrainingArguments decided its accelerator's autocast from bf16 when it was built: without this the Trainer
+        # still runs under bf16 autocast, emulated on such a CPU and over ten times slower than float32
+        training_args.mixed_precision = "no"
 
 
 def with_trainable_tokens(peft_config, model_name_or_path: str, tokens: list[str] | None,
