@@ -130,11 +130,9 @@ def test_a_number_is_the_same_token_wherever_it_stands(tiny_base):
 
 def test_bf16_falls_back_to_fp32_on_a_cpu_without_it(monkeypatch, capsys):
     import torch
-    from transformers import TrainingArguments
+    from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
 
     from recipes.common.adapters import check_bf16
-
-    from transformers import LlamaConfig, LlamaForCausalLM, Trainer
 
     args = TrainingArguments(output_dir="unused", bf16=True, use_cpu=True, report_to="none")
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
