@@ -22,8 +22,9 @@ def model_init_kwargs(model_args: ModelConfig, trust_remote_code: bool = False) 
 
 
 def check_bf16(training_args) -> None:
-    """`bf16: true` on a machine without a GPU trains under CPU bf16 autocast, about twice as fast where the CPU
-    has bf16 instructions (AVX512-BF16, AMX); where it has none, train in fp32 instead, saying so."""
+    """`bf16: true` on a machine without a GPU trains under CPU bf16 autocast where the CPU has bf16 instructions
+    (AVX512-BF16, AMX); whether that beats fp32 depends on the CPU and the model's size (the tiny configs use fp32).
+    Where the CPU has none, train in fp32 instead, saying so."""
     if training_args.bf16 and not torch.cuda.is_available() and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         print("bf16: this CPU has no bf16 instructions; training in float32 instead (slower, same recipe)")
         training_args.bf16 = False
