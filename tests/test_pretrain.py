@@ -142,3 +142,29 @@ def test_bf16_falls_back_to_fp32_on_a_cpu_without_it(monkeypatch, capsys):
     model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
                                          num_attention_heads=2, num_key_value_heads=2))
     assert Trainer(model=model, args=args).accelerator.mixed_precision == "no"
+
+
+def test_rl_stages_fall_back_to_fp32_on_a_cpu_without_bf16(monkeypatch, tmp_path):
+    """PPO, RLOO, GRPO and DPO (rl.run_stage) check bf16 before anything loads, as the other training stages do."""
+    import torch
+    from trl import DPOConfig
+
+    from recipes.common import rl
+
+    seen = {}
+
+    class Built(Exception):
+        pass
+
+    def build(script_args, training_args, model_args, tokenizer, data):
+        seen.update(bf16=training_args.bf16, mixed_precision=training_args.mixed_precision)
+        raise Built
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    monkeypatch.setattr(rl, "check_inputs", lambda *args: (None, None))
+    monkeypatch.setattr(rl.run_dir, "start_stage", lambda path, method: tmp_path)
+    monkeypatch.setattr(rl.run_dir, "save_config", lambda *args: None)
+    args = DPOConfig(output_dir=str(tmp_path), bf16=True, use_cpu=True, report_to="none")
+    with pytest.raises(Built):
+        rl.run_stage(rl.Finish("dpo", {}, ("loss",)), lambda *args: [], build, rl.RLArguments(), args, None, None, 8)
+    assert seen == {"bf16": False, "mixed_precision": "no"}

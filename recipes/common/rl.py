@@ -31,7 +31,7 @@ from transformers.trainer_callback import ExportableState
 from trl import ScriptArguments, get_peft_config, get_quantization_config
 
 from recipes.common import hub, run_dir
-from recipes.common.adapters import merge_adapter, model_init_kwargs
+from recipes.common.adapters import check_bf16, merge_adapter, model_init_kwargs
 from recipes.common.cli import ConfigError
 from recipes.common.data import load_any, load_prompts
 from recipes.common.errors import InputError
@@ -422,6 +422,7 @@ def run_stage(spec: Finish, prepare, build, script_args: RLArguments, training_a
     said first; the trainer `build(script_args, training_args, model_args, tokenizer, data)` makes from them;
     training; the outputs (`finish`). `paths` holds sft_model_path and reward_model_path."""
     run_dir.check_launch(training_args, spec.method)
+    check_bf16(training_args)  # bf16 on a CPU without it would be emulated, many times slower: fp32 instead
     push, tokenizer = check_inputs(model_args, training_args, paths, reward_model_required,
                                    script_args.min_reward_accuracy)
     data = prepare(script_args, training_args, tokenizer)
