@@ -43,10 +43,14 @@ def demonstrations(args: SFTScriptArguments) -> Dataset:
     demonstrator = Demonstrator(args.wrong_rate, args.verbose_rate, args.rude_rate, args.missed_refusal_rate,
                                 args.over_refusal_rate)
     rng = random.Random(f"demonstrations-{args.world_seed}")
+    tasks = world.tasks("sft", args.num_demonstrations)
+    if len(tasks) < args.num_demonstrations:
+        print(f"num_demonstrations: {args.num_demonstrations} asked, but the toy world's SFT split holds "
+              f"{len(tasks)} prompts: one demonstration each")
     return Dataset.from_list([
         {"messages": [{"role": "user", "content": t.prompt},
                       {"role": "assistant", "content": demonstrator.respond(world, t, rng)}]}
-        for t in world.tasks("sft", args.num_demonstrations)
+        for t in tasks
     ])
 
 

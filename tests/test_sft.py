@@ -167,3 +167,11 @@ def test_replayed_documents_train_on_every_token_and_demonstrations_on_the_reply
     out, metrics = run_sft(tmp_path, tiny_base, num_demonstrations=6, replay_documents=4, max_steps=2,
                            num_eval_prompts=0)
     assert run_dir.is_complete(out) and metrics["examples"] == 10
+
+
+def test_demonstrations_past_the_sft_split_say_how_many_there_are(capsys):
+    args = sft.SFTScriptArguments(num_demonstrations=100_000, world_entities=2, world_max_operand=2)
+    dataset = sft.demonstrations(args)
+    assert 0 < len(dataset) < 100_000
+    assert f"num_demonstrations: 100000 asked, but the toy world's SFT split holds {len(dataset)} prompts" in (
+        capsys.readouterr().out)

@@ -68,7 +68,9 @@ class SFTScriptArguments(ScriptArguments, WorldArguments):
                                   f"({e})") from None
 
     # The toy world's demonstrations, used when dataset_name is unset
-    num_demonstrations: int = 2000
+    num_demonstrations: int = field(default=2000, metadata={
+        "help": "Toy world: demonstrations, one per prompt of the world's SFT split, the families taking turns; at "
+                "most the split's size (about 2,670 prompts in the default world)."})
     replay_documents: int = field(default=0, metadata={
         "help": "Toy world: pretraining documents mixed into SFT as plain text (loss on every token), so that "
                 "fine-tuning does not wash out what pretraining taught; 0 for none."})
