@@ -186,3 +186,10 @@ def test_a_killed_ppo_run_resumes_from_its_last_checkpoint_with_an_uninterrupted
     assert histories[0] == histories[1], said
     for name in ("eval_results.json", "adapter_model.safetensors"):
         assert (killed / "ppo" / name).read_bytes() == (whole / "ppo" / name).read_bytes(), f"{name}: {said}"
+
+
+def test_num_prompts_past_the_ppo_split_says_how_many_there_are(models, tmp_path, capsys):
+    script_args, training_args, _ = parse_config(TYPES, config(tmp_path, models, num_prompts=100_000))
+    prompts = rl.training_prompts(script_args, rl.policy_tokenizer(training_args.sft_model_path))
+    assert 0 < len(prompts) < 100_000
+    assert "num_prompts: 100000 asked, but the toy world's PPO split holds" in capsys.readouterr().out

@@ -152,6 +152,9 @@ def training_prompts(args: RLArguments, tokenizer) -> list[str]:
     rendering is longer than `max_prompt_tokens`."""
     if args.dataset_name is None:
         prompts = [t.prompt for t in args.world().tasks("ppo", args.num_prompts)]
+        if len(prompts) < args.num_prompts:
+            print(f"num_prompts: {args.num_prompts} asked, but the toy world's PPO split holds {len(prompts)}: "
+                  "training on all of them")
     else:
         prompts = load_prompts(args.dataset_name, args.dataset_config, args.dataset_train_split, args.prompt_column,
                                args.num_prompts)
