@@ -45,9 +45,19 @@ from recipes.toy import GoldLabeler
 
 def load_prompts(args: CompareArguments) -> list[str]:
     if args.dataset_name is None:
-        return [t.prompt for t in args.world().tasks("compare", args.num_prompts + args.judge_prompts)]
+        return judge_last([t.prompt for t in args.world().tasks("compare", args.num_prompts + args.judge_prompts)],
+                          args.judge_prompts)
     return dataset_prompts(args.dataset_name, args.dataset_config, args.dataset_train_split, args.prompt_column,
                            args.num_prompts + args.judge_prompts)
+
+
+def judge_last(prompts: list[str], judge_prompts: int) -> list[str]:
+    """The toy world's prompts, its families taking turns, dealt out evenly: every (n / judge_prompts)-th goes to
+    the judge, then the judge's are moved last. Taking the last `judge_prompts` as they come would leave the judge
+    no fact, harmful or open prompt: those families have few comparison prompts, used up in the first turns."""
+    total = len(prompts)
+    judge = [(i + 1) * judge_prompts // total > i * judge_prompts // total for i in range(total)] if total else []
+    return [p for p, j in zip(prompts, judge) if not j] + [p for p, j in zip(prompts, judge) if j]
 
 
 def sample(args: CompareArguments, prompts: list[str]) -> list[list[str]]:

@@ -3,6 +3,7 @@
 import csv
 import json
 import statistics
+from collections import Counter
 
 import pytest
 import torch
@@ -212,6 +213,18 @@ def test_judge_prompts_are_ranked_into_a_set_disjoint_by_prompt(sft_model, tmp_p
     with pytest.raises(ValueError, match="judge_prompts: 2290 leaves none of the 2290 prompts"):
         run_compare(tmp_path / "too_many", sft_model, num_prompts=1, judge_prompts=2290)  # all the split has
     assert not (tmp_path / "too_many" / "compare").exists()  # refused before anything was written
+
+
+def test_the_judge_gets_every_family_of_the_toy_worlds_comparison_prompts():
+    """The fact, harmful and open families have few comparison prompts; taken in turns, they run out within the
+    first 1,200, and the judge's 1,000 would be sums and lists alone. Dealt out evenly, each set gets its share."""
+    args = compare.CompareArguments(num_prompts=1200, judge_prompts=1000)
+    prompts = compare.load_prompts(args)
+    world = args.world()
+    shares = [Counter(world.task_for(p).family for p in part) for part in (prompts[:1200], prompts[1200:])]
+    assert len(set(prompts)) == 2200
+    for family, n in shares[0].items():
+        assert abs(shares[1][family] / 1000 - n / 1200) < 0.02, (family, shares)
 
 
 def test_rankings_too_few_for_a_test_split_are_refused_before_anything_is_written(tmp_path):
