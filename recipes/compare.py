@@ -11,8 +11,8 @@ the prompts of any layout `recipes/common/formats.py` reads). The ranking comes 
 Each ranking of K responses gives K(K-1)/2 chosen/rejected pairs (InstructGPT). Outputs in `output_dir`:
 `comparisons/` (a DatasetDict, train and test split by prompt, that `RewardTrainer` reads), `train.jsonl`,
 `test.jsonl`, `rankings.jsonl` (every prompt, its responses, ranking and set), `config.yaml` and `stage.json` last.
-With `judge_prompts: N`, N more prompts, disjoint from the first `num_prompts`, are sampled and ranked the same way
-into `judge_comparisons/` (and `judge_train.jsonl`, `judge_test.jsonl`): the data of a held-out reward model, a judge
+With `judge_prompts: N`, N more prompts, disjoint from the other `num_prompts` (on the toy world dealt out evenly,
+so that both sets hold every family), are sampled and ranked the same way into `judge_comparisons/` (and `judge_train.jsonl`, `judge_test.jsonl`): the data of a held-out reward model, a judge
 that grades the policy without being the model it optimized (`recipes.evaluate`'s `judge_reward_model`). With
 `labeler: human`, the exported file holds both sets, and the last `judge_prompts` rows of the rankings file are the
 judge's.
