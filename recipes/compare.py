@@ -12,10 +12,10 @@ Each ranking of K responses gives K(K-1)/2 chosen/rejected pairs (InstructGPT). 
 `comparisons/` (a DatasetDict, train and test split by prompt, that `RewardTrainer` reads), `train.jsonl`,
 `test.jsonl`, `rankings.jsonl` (every prompt, its responses, ranking and set), `config.yaml` and `stage.json` last.
 With `judge_prompts: N`, N more prompts, disjoint from the other `num_prompts` (on the toy world dealt out evenly,
-so that both sets hold every family), are sampled and ranked the same way into `judge_comparisons/` (and `judge_train.jsonl`, `judge_test.jsonl`): the data of a held-out reward model, a judge
-that grades the policy without being the model it optimized (`recipes.evaluate`'s `judge_reward_model`). With
-`labeler: human`, the exported file holds both sets, and the last `judge_prompts` rows of the rankings file are the
-judge's.
+so that both sets hold every family), are sampled and ranked the same way into `judge_comparisons/` (and
+`judge_train.jsonl`, `judge_test.jsonl`): the data of a held-out reward model, a judge that grades the policy
+without being the model it optimized (`recipes.evaluate`'s `judge_reward_model`). With `labeler: human`, the
+exported file holds both sets, and the last `judge_prompts` rows of the rankings file are the judge's.
 With `push_to_hub: true` the finished stage's DatasetDict goes to `hub_dataset_id` as a dataset repo (Parquet, with
 a card listing the metrics), private unless `hub_private: false`; offline or without a token the run stops before
 it samples. `python -m recipes.push` uploads a finished stage later; see `recipes/common/hub.py`.
