@@ -56,7 +56,7 @@ def judge_last(prompts: list[str], judge_prompts: int) -> list[str]:
     the judge, then the judge's are moved last. Taking the last `judge_prompts` as they come would leave the judge
     no fact, harmful or open prompt: those families have few comparison prompts, used up in the first turns."""
     total = len(prompts)
-    judge = [(i + 1) * judge_prompts // total > i * judge_prompts // total for i in range(total)] if total else []
+    judge = [(i + 1) * judge_prompts // total > i * judge_prompts // total for i in range(total)]
     return [p for p, j in zip(prompts, judge) if not j] + [p for p, j in zip(prompts, judge) if j]
 
 
