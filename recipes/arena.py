@@ -167,7 +167,7 @@ def main(args: ArenaArguments) -> dict:
         timings_path.write_text(json.dumps(runs, indent=2))
 
     world = ToyWorld(args.world_seed if args.seed is None else args.seed, args.world_entities, args.world_max_operand)
-    tasks = world.tasks("eval", args.num_prompts)
+    tasks = world.tasks("eval", args.num_prompts, key="num_prompts")
     settings = SimpleNamespace(sft_model=str(run / "sft" / "merged"), base_model=None,
                                reward_model=str(run / "reward" / "merged"), best_of_n=args.best_of_n,
                                max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,

@@ -45,7 +45,8 @@ from recipes.toy import GoldLabeler
 
 def load_prompts(args: CompareArguments) -> list[str]:
     if args.dataset_name is None:
-        return judge_last([t.prompt for t in args.world().tasks("compare", args.num_prompts + args.judge_prompts)],
+        return judge_last([t.prompt for t in args.world().tasks("compare", args.num_prompts + args.judge_prompts,
+                                                              key="num_prompts + judge_prompts")],
                           args.judge_prompts)
     return dataset_prompts(args.dataset_name, args.dataset_config, args.dataset_train_split, args.prompt_column,
                            args.num_prompts + args.judge_prompts)

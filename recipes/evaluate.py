@@ -74,7 +74,7 @@ def main(args: EvaluateArguments) -> dict:
     run_dir.save_config(out, args)
     world = None if args.dataset_name else args.world()
     if world is not None:
-        tasks = world.tasks("eval", args.num_prompts)
+        tasks = world.tasks("eval", args.num_prompts, key="num_prompts")
         prompts = [t.prompt for t in tasks]
     else:
         tasks = prompts = load_prompts(args.dataset_name, args.dataset_config, args.dataset_split,

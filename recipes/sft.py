@@ -43,10 +43,7 @@ def demonstrations(args: SFTScriptArguments) -> Dataset:
     demonstrator = Demonstrator(args.wrong_rate, args.verbose_rate, args.rude_rate, args.missed_refusal_rate,
                                 args.over_refusal_rate)
     rng = random.Random(f"demonstrations-{args.world_seed}")
-    tasks = world.tasks("sft", args.num_demonstrations)
-    if len(tasks) < args.num_demonstrations:
-        print(f"num_demonstrations: {args.num_demonstrations} asked, but the toy world's SFT split holds "
-              f"{len(tasks)} prompts: one demonstration each")
+    tasks = world.tasks("sft", args.num_demonstrations, key="num_demonstrations")
     return Dataset.from_list([
         {"messages": [{"role": "user", "content": t.prompt},
                       {"role": "assistant", "content": demonstrator.respond(world, t, rng)}]}
@@ -103,7 +100,7 @@ def with_replay(dataset: Dataset, documents: list[dict], tokenizer, training_arg
 def evaluate_on_toy_world(args: SFTScriptArguments, base: str, merged, out) -> dict:
     """Mean gold score, with 95% CI, of the starting model and of the SFT model on held-out prompts."""
     world = args.world()
-    tasks = world.tasks("eval", args.num_eval_prompts)
+    tasks = world.tasks("eval", args.num_eval_prompts, key="num_eval_prompts")
     tokenizer = AutoTokenizer.from_pretrained(merged)
     results, rows = {}, []
     for name, path in (("base", base), ("sft", merged)):

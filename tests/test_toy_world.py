@@ -110,6 +110,16 @@ def test_splits_are_disjoint_and_every_family_is_in_each(world):
     assert len(prompts["eval"]) >= 500
 
 
+def test_asking_for_more_prompts_than_a_split_holds_says_so_naming_the_config_key(world, capsys):
+    held = len(world.tasks("ppo"))
+    assert len(world.tasks("ppo", held + 1, key="num_prompts")) == held
+    said = capsys.readouterr().out
+    assert f"num_prompts: {held + 1} asked, but the toy world's PPO split holds {held} prompts" in said
+    world.tasks("ppo", held, key="num_prompts")
+    world.tasks("ppo", held + 1)  # no key: a caller that caps on purpose
+    assert capsys.readouterr().out == ""
+
+
 def test_corpus_has_genres_and_no_chat_turns(world):
     docs = world.corpus(600)
     assert {d["genre"] for d in docs} == set(ToyWorld.GENRES)

@@ -151,10 +151,7 @@ def training_prompts(args: RLArguments, tokenizer) -> list[str]:
     """The user prompts to train on (the toy world's PPO split, or `dataset_name`), without those whose chat
     rendering is longer than `max_prompt_tokens`."""
     if args.dataset_name is None:
-        prompts = [t.prompt for t in args.world().tasks("ppo", args.num_prompts)]
-        if len(prompts) < args.num_prompts:
-            print(f"num_prompts: {args.num_prompts} asked, but the toy world's PPO split holds {len(prompts)}: "
-                  "training on all of them")
+        prompts = [t.prompt for t in args.world().tasks("ppo", args.num_prompts, key="num_prompts")]
     else:
         prompts = load_prompts(args.dataset_name, args.dataset_config, args.dataset_train_split, args.prompt_column,
                                args.num_prompts)
@@ -298,7 +295,8 @@ def gold_monitors(args: RLArguments, tokenizer, reward_model, max_new_tokens: in
     if not on_toy_world(args) or not args.gold_eval_steps:
         return []
     world = args.world()
-    tasks = world.tasks("eval", args.num_eval_prompts + args.gold_eval_prompts)[args.num_eval_prompts:]
+    tasks = world.tasks("eval", args.num_eval_prompts + args.gold_eval_prompts,
+                        key="num_eval_prompts + gold_eval_prompts")[args.num_eval_prompts:]
     return [GoldMonitor(tokenizer, world, tasks, reward_model, args.gold_eval_steps, max_new_tokens, trigger)]
 
 
@@ -307,7 +305,7 @@ def compare_with_sft(method: str, args: RLArguments, sft_path: str, policy_path,
     """Gold score, reward-model score and length of SFT and the trained policy on held-out prompts; the policy's
     gold change, win rate and KL against SFT (keys `<method>_...`); samples.md."""
     world = args.world()
-    tasks = world.tasks("eval", args.num_eval_prompts)
+    tasks = world.tasks("eval", args.num_eval_prompts, key="num_eval_prompts")
     prompts = [t.prompt for t in tasks]
     models, results, responses, scores = {}, {}, {}, {}
     for name, path in (("sft", sft_path), (method, policy_path)):

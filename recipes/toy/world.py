@@ -172,8 +172,9 @@ class ToyWorld(Corpus):
                 start = end
         return splits
 
-    def tasks(self, split: str, n: int | None = None) -> list[Task]:
-        """Up to `n` tasks of a split, the families taking turns so that every family is represented."""
+    def tasks(self, split: str, n: int | None = None, key: str | None = None) -> list[Task]:
+        """Up to `n` tasks of a split, the families taking turns so that every family is represented. When the split
+        holds fewer than `n`, it says so, naming `key` (the config key that asked for `n`)."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
         pools = [list(self._splits[split][f]) for f in FAMILIES]
@@ -182,6 +183,9 @@ class ToyWorld(Corpus):
             for pool in pools:
                 if pool and (n is None or len(prompts) < n):
                     prompts.append(pool.pop(0))
+        if key is not None and n is not None and len(prompts) < n:
+            print(f"{key}: {n} asked, but the toy world's {split.upper()} split holds {len(prompts)} prompts: "
+                  "all of them are used")
         return [self.task_for(p) for p in prompts]
 
 
