@@ -93,8 +93,9 @@ def test_a_pipeline_killed_mid_stage_reruns_to_the_figures_of_an_uninterrupted_r
     recorded = json.loads((run / "timings.json").read_text())  # the killed run's pretraining time is kept
     assert all(isinstance(recorded[s], float) for s in pipeline.STAGES)
 
-    (tmp_path / "whole").mkdir()
-    whole, = parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(tmp_path / "whole"))])
+    (tmp_path / "whole").mkdir()  # uninterrupted, and every stage in the test's own process: the same figures
+    whole, = parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(tmp_path / "whole",
+                                                                                          in_process=True))])
     pipeline.main(whole)
     reports = [json.loads((r / "report.json").read_text().replace(str(r), "<run>")) for r in (run, Path(whole.run_dir))]
     for report in reports:
@@ -106,6 +107,17 @@ def test_a_pipeline_killed_mid_stage_reruns_to_the_figures_of_an_uninterrupted_r
     assert all(0 <= j["agreement_with_gold"]["agreement"] <= 1 for j in reports[0]["judges"].values())
     assert (run / "report.md").read_text().replace(str(run), "") == \
         (Path(whole.run_dir) / "report.md").read_text().replace(whole.run_dir, "")
+
+
+def test_a_stage_that_refuses_its_input_in_process_stops_the_pipeline_with_the_same_advice(tmp_path, capsys):
+    args, = parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(
+        tmp_path, in_process=True, skip=["pretrain", "sft", "compare"]))])  # reward reads no model and no data
+    argv = list(sys.argv)
+    with pytest.raises(SystemExit, match="stage 'reward' failed \\(see above\\); fix it and rerun the same command"):
+        pipeline.run_stage(args, "reward")
+    assert sys.argv == argv
+    out = capsys.readouterr()
+    assert "(in this process)" in out.out and "error: " in out.err
 
 
 def test_a_checkpoint_cut_off_by_a_kill_is_removed_not_resumed_from(tmp_path):
