@@ -158,7 +158,7 @@ def test_the_wrong_kind_of_model_is_refused_naming_the_key(tmp_path):
 
 
 def test_a_user_error_is_shown_as_its_message_alone_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    monkeypatch.setenv(DEBUG_ENV, "0")  # not delenv: --debug sets it, and only a recorded value is restored after
     args = ["--config", str(ROOT / "configs/tiny/fast/sft.yaml"), "--learning_rate", "0",
             "--output_dir", str(tmp_path / "sft")]
     with pytest.raises(SystemExit) as exit_:

@@ -15,7 +15,7 @@ import yaml
 
 from recipes import pipeline
 from recipes.common import run_dir
-from recipes.common.cli import parse_config
+from recipes.common.cli import DEBUG_ENV, parse_config
 from tests.conftest import ROOT, TINY_PRETRAIN, write_yaml
 from tests.test_compare_reward import TINY_COMPARE, TINY_REWARD
 from tests.test_ppo import TINY_PPO
@@ -109,7 +109,9 @@ def test_a_pipeline_killed_mid_stage_reruns_to_the_figures_of_an_uninterrupted_r
         (Path(whole.run_dir) / "report.md").read_text().replace(whole.run_dir, "")
 
 
-def test_a_stage_that_refuses_its_input_in_process_stops_the_pipeline_with_the_same_advice(tmp_path, capsys):
+def test_a_stage_that_refuses_its_input_in_process_stops_the_pipeline_with_the_same_advice(tmp_path, capsys,
+                                                                                          monkeypatch):
+    monkeypatch.setenv(DEBUG_ENV, "0")  # the message alone, as without --debug
     args, = parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(
         tmp_path, in_process=True, skip=["pretrain", "sft", "compare"]))])  # reward reads no model and no data
     argv = list(sys.argv)
@@ -117,7 +119,11 @@ def test_a_stage_that_refuses_its_input_in_process_stops_the_pipeline_with_the_s
         pipeline.run_stage(args, "reward")
     assert sys.argv == argv
     out = capsys.readouterr()
-    assert "(in this process)" in out.out and "error: " in out.err
+    assert "(in this process)" in out.out and "error: " in out.err and "Traceback" not in out.err
+    monkeypatch.setenv(DEBUG_ENV, "1")  # --debug: the traceback, and still the pipeline's advice
+    with pytest.raises(SystemExit, match="stage 'reward' failed \\(see above\\); fix it and rerun the same command"):
+        pipeline.run_stage(args, "reward")
+    assert "Traceback" in capsys.readouterr().err and sys.argv == argv
 
 
 def test_a_checkpoint_cut_off_by_a_kill_is_removed_not_resumed_from(tmp_path):
