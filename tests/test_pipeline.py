@@ -186,18 +186,19 @@ def test_a_report_dir_that_cannot_be_written_is_refused_before_any_work(tmp_path
 
 def test_accelerate_config_launches_the_training_stages_in_several_processes(tiny_base, tmp_path):
     """accelerate_config: SFT (here the only stage run) goes through `accelerate launch` with 2 CPU processes,
-    which take half the steps one would; inputs.json records the launch, so another launch redoes the stage."""
+    which take half the steps one would, even with in_process on; inputs.json records the launch, so another launch
+    redoes the stage."""
     sft = {**TINY_SFT, "num_eval_prompts": 0, "max_steps": -1, "num_train_epochs": 1, "use_cpu": True,
            "report_to": "none"}
     config = tiny_pipeline(tmp_path, base_model=str(tiny_base), skip=["compare", "reward", "judge", "ppo", "evaluate"],
                            sft_config=str(write_yaml(tmp_path / "sft_ddp.yaml", {**sft, "output_dir": "unused"})),
                            accelerate_config=str(ROOT / "configs" / "accelerate" / "cpu_ddp.yaml"),
-                           accelerate_stages=["sft", "ppo"])
+                           accelerate_stages=["sft", "ppo"], in_process=True)
     result = subprocess.run([sys.executable, "-m", "recipes.pipeline", "--config", str(config)], cwd=ROOT,
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     out = tmp_path / "run" / "sft"
-    assert "-m accelerate.commands.launch --config_file" in result.stdout
+    assert "-m accelerate.commands.launch --config_file" in result.stdout and "(in this process)" not in result.stdout
     assert run_dir.is_complete(out)
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 3  # 48 examples, 2 x 8 a step
     assert json.loads((out / "inputs.json").read_text())["launch"]["config"].endswith("cpu_ddp.yaml")
