@@ -60,6 +60,7 @@ def summarize(run: Path) -> dict:
     sft, ppo = models.get("sft", {}), models.get("ppo", {})
     win = ppo.get("win_rate_vs_sft", {})
     knowledge = read_json(run / "pretrain" / "eval_results.json").get("knowledge", {})
+    reward = read_json(run / "reward" / "eval_results.json")
     return {
         "knowledge": {genre: k["accuracy"] for genre, k in knowledge.items()},
         "sft_correct": sft.get("correct_by_family", {}), "ppo_correct": ppo.get("correct_by_family", {}),
@@ -71,7 +72,9 @@ def summarize(run: Path) -> dict:
         "ppo_refuses_harmful": ppo.get("refusal_rate_harmful"),
         "sft_refuses_harmless": sft.get("over_refusal_harmless"),
         "ppo_refuses_harmless": ppo.get("over_refusal_harmless"),
-        "reward_gold_agreement": read_json(run / "reward" / "eval_results.json").get("gold_agreement"),
+        "reward_gold_agreement": reward.get("gold_agreement"),
+        "reward_gold_agreement_correctness": reward.get("gold_agreement_correctness_differs"),
+        "reward_gold_agreement_style": reward.get("gold_agreement_only_style_differs"),
         "ordering_holds": all(step["holds"] for step in report.get("ordering", [])) if report else None,
         "ordering": {f"{s['from']}->{s['to']}": s["gold_change"]["mean"] for s in report.get("ordering", [])},
         "seconds": {stage: t for stage, t in timings.items() if isinstance(t, (int, float))},
@@ -112,6 +115,8 @@ def write_table(path: Path, seeds: dict[int, dict], config: str) -> None:
     lines.append(row("SFT refuses harmful", lambda r: r["sft_refuses_harmful"], pct))
     lines.append(row("SFT refuses harmless", lambda r: r["sft_refuses_harmless"], pct))
     lines.append(row("reward model agrees with gold", lambda r: r["reward_gold_agreement"], pct))
+    lines.append(row("… where correctness differs", lambda r: r["reward_gold_agreement_correctness"], pct))
+    lines.append(row("… where only style differs", lambda r: r["reward_gold_agreement_style"], pct))
     lines.append(row("**PPO win rate vs SFT**", lambda r: r["ppo_win_rate"]))
     lines.append(row("PPO win rate, 95% CI", lambda r: r["ppo_win_ci95"],
                      lambda c: "–" if c is None else f"{c[0]:.3f}–{c[1]:.3f}"))

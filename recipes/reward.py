@@ -9,10 +9,11 @@ the token where PPO reads the reward. Data: the comparisons from `recipes.compar
 `recipes/common/formats.py` reads (hh-rlhf, prompt/chosen/rejected...). Outputs in `output_dir`: the adapter (with the
 score head), the tokenizer and TRL's model card; `merged/`, a plain `AutoModelForSequenceClassification`
 directory; `eval_results.json` (pairwise accuracy on the test split and, on the toy world, agreement with the
-noise-free gold labeler; and diagnostics: accuracy on the pairs whose rejected response is the longer one and on
-those where it is the shorter, the correlation of score with length); `scores.png` (histograms of the chosen and
-the rejected responses' scores); `config.yaml`; `loss.png`; `stage.json` last. The RL stages refuse a reward
-model whose accuracy here is below their `min_reward_accuracy`.
+noise-free gold labeler, also split into the pairs that correctness decides and those that style alone decides;
+and diagnostics: accuracy on the pairs whose rejected response is the longer one and on those where it is the
+shorter, the correlation of score with length); `scores.png` (histograms of the chosen and the rejected responses'
+scores); `config.yaml`; `loss.png`; `stage.json` last. The RL stages refuse a reward model whose accuracy here is
+below their `min_reward_accuracy`.
 
 With `push_to_hub: true` and `hub_model_id`, the finished stage is uploaded, private unless `hub_private_repo: false`:
 the adapter, tokenizer and card (with the results) to `hub_model_id`, `merged/` to `<hub_model_id>-merged`. Offline
@@ -43,13 +44,17 @@ from recipes.common.tokenizer import settle_pad
 
 
 def load_pairs(args: RewardScriptArguments, split: str, tokenizer) -> tuple[Dataset, list | None]:
-    """Tokenized pairs of a split, and the gold scores of each pair where the data has them (the toy world)."""
+    """Tokenized pairs of a split, and the gold scores of each pair where the data has them (the toy world): (chosen,
+    rejected), followed by the rubric's `correct` part of each where the data has that too."""
     raw = load_any(args.dataset_name, args.dataset_config, split, args.invalid_rows)
     pairs, report = to_preference(raw, f"{args.dataset_name} [{split}]", args.invalid_rows)
     print(f"{args.dataset_name} [{split}]: {report}")
     gold = None
     if "gold_chosen" in raw.column_names and report.rows_out == report.rows_in:
-        gold = list(zip(raw["gold_chosen"], raw["gold_rejected"]))
+        parts = ["gold_chosen", "gold_rejected"]
+        if {"gold_correct_chosen", "gold_correct_rejected"} <= set(raw.column_names):
+            parts += ["gold_correct_chosen", "gold_correct_rejected"]
+        gold = list(zip(*(raw[c] for c in parts)))
     tokenized = pairs.map(lambda row: {"chosen_ids": conversation_ids(tokenizer, row["prompt"] + row["chosen"]),
                                        "rejected_ids": conversation_ids(tokenizer, row["prompt"] + row["rejected"])})
     return tokenized, gold
@@ -67,10 +72,24 @@ def evaluate_pairs(model, tokenizer, pairs: Dataset, gold: list | None, limit: i
                **diagnostics(chosen, rejected, [row["chosen"][0]["content"] for row in rows],
                              [row["rejected"][0]["content"] for row in rows])}
     if gold:
-        decided = [(c > r, g[0] > g[1]) for c, r, g in zip(chosen, rejected, gold[:n]) if g[0] != g[1]]
-        metrics["gold_agreement"] = sum(a == b for a, b in decided) / len(decided) if decided else None
-        metrics["gold_pairs"] = len(decided)
+        metrics |= gold_agreement([c > r for c, r in zip(chosen, rejected)], gold[:n])
     return metrics, chosen + rejected
+
+
+def gold_agreement(prefers_chosen: list[bool], gold: list[tuple]) -> dict:
+    """How often the reward model prefers the response the noise-free labeler scores higher, over the pairs it does
+    not score equally; and, where the pairs carry the rubric's `correct` parts, the same split in two: pairs whose
+    answers differ in correctness (a right sum against a wrong one: the model has to know the answer) and pairs
+    equally correct, decided by style alone (padding, rudeness, a missing full stop)."""
+    decided = [(p, g) for p, g in zip(prefers_chosen, gold) if g[0] != g[1]]
+    agree = [p == (g[0] > g[1]) for p, g in decided]
+    metrics = {"gold_agreement": sum(agree) / len(agree) if agree else None, "gold_pairs": len(agree)}
+    if decided and len(decided[0][1]) == 4:
+        for name, keep in (("correctness_differs", True), ("only_style_differs", False)):
+            part = [a for a, (_, g) in zip(agree, decided) if (g[2] != g[3]) == keep]
+            metrics[f"gold_agreement_{name}"] = sum(part) / len(part) if part else None
+            metrics[f"gold_pairs_{name}"] = len(part)
+    return metrics
 
 
 def diagnostics(chosen: list[float], rejected: list[float], chosen_texts: list[str], rejected_texts: list[str]) -> dict:

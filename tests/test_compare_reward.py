@@ -15,6 +15,7 @@ from recipes import compare, reward
 from recipes.common import labeling, run_dir
 from recipes.common.cli import parse_config
 from recipes.common.generation import reward_scores
+from recipes.toy import GoldLabeler, ToyWorld
 from tests.conftest import SHARED_DATA, tensorboard_tags, write_yaml
 from tests.test_sft import run_sft
 
@@ -68,6 +69,27 @@ def test_rankings_expand_into_pairs(comparisons):
     assert ranked.index(train[0]["chosen"][0]["content"]) < ranked.index(train[0]["rejected"][0]["content"])
     assert {r["prompt_id"] for r in train}.isdisjoint(
         json.loads(line)["prompt_id"] for line in (out / "test.jsonl").read_text().splitlines())
+
+
+def test_toy_world_pairs_carry_each_responses_gold_score_and_correctness(comparisons):
+    _, out = comparisons
+    labeler = GoldLabeler(ToyWorld(seed=0), temperature=0)
+    test = load_from_disk(str(out / "comparisons"))["test"].to_list()
+    for row in test:
+        prompt = row["prompt"][0]["content"]
+        for side in ("chosen", "rejected"):
+            parts = labeler.rubric(prompt, row[side][0]["content"])
+            assert (row[f"gold_{side}"], row[f"gold_correct_{side}"]) == (parts["score"], parts["correct"])
+
+
+def test_gold_agreement_splits_pairs_by_whether_correctness_decides_them():
+    # (gold chosen, gold rejected, correct chosen, correct rejected); the reward model's preference for chosen
+    gold = [(1.0, 0.2, 1.0, 0.0), (0.9, 0.3, 1.0, 0.0), (0.9, 0.7, 1.0, 1.0), (0.6, 0.6, 1.0, 1.0), (0.4, 0.8, 1, 1)]
+    metrics = reward.gold_agreement([True, False, True, True, True], gold)
+    assert metrics["gold_pairs"] == 4 and metrics["gold_agreement"] == 0.5  # the tied pair counts nowhere
+    assert (metrics["gold_agreement_correctness_differs"], metrics["gold_pairs_correctness_differs"]) == (0.5, 2)
+    assert (metrics["gold_agreement_only_style_differs"], metrics["gold_pairs_only_style_differs"]) == (0.5, 2)
+    assert "gold_agreement_correctness_differs" not in reward.gold_agreement([True], [(1.0, 0.0)])
 
 
 def test_gold_labeler_pairs_always_prefer_the_higher_gold_score(sft_model, tmp_path):
@@ -130,6 +152,10 @@ def test_reward_model_trains_and_reports_gold_agreement(reward_run):
     metrics, out = reward_run
     assert run_dir.is_complete(out)
     assert 0 <= metrics["accuracy"] <= 1 and "gold_agreement" in metrics
+    split = [(metrics[f"gold_agreement_{k}"] or 0, metrics[f"gold_pairs_{k}"])
+             for k in ("correctness_differs", "only_style_differs")]
+    assert sum(n for _, n in split) == metrics["gold_pairs"]
+    assert sum(a * n for a, n in split) == pytest.approx(metrics["gold_agreement"] * metrics["gold_pairs"])
     assert "train/loss" in tensorboard_tags(out)
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["task_type"] == "SEQ_CLS" and "score" in config["modules_to_save"]

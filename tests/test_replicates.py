@@ -21,7 +21,8 @@ def fake_run(run, ppo_arithmetic_gold: float):
     (run / "report.json").write_text(json.dumps(report))
     (run / "timings.json").write_text(json.dumps({"pretrain": 100.0, "sft": "complete", "ppo": 50.0}))
     (run / "pretrain" / "eval_results.json").write_text(json.dumps({"knowledge": {"worksheet": {"accuracy": 0.9}}}))
-    (run / "reward" / "eval_results.json").write_text(json.dumps({"gold_agreement": 0.8}))
+    (run / "reward" / "eval_results.json").write_text(json.dumps(
+        {"gold_agreement": 0.8, "gold_agreement_correctness_differs": 0.55, "gold_agreement_only_style_differs": 0.9}))
 
 
 def test_the_table_names_a_family_whose_gold_falls_and_sums_only_measured_seconds(tmp_path):
@@ -35,4 +36,5 @@ def test_the_table_names_a_family_whose_gold_falls_and_sums_only_measured_second
     assert lines["families whose gold falls (paired 95% CI below 0)"].split(" | ")[1:3] == ["none", "**arithmetic**"]
     assert "+0.100 | -0.300" in lines["gold change SFT→PPO: arithmetic"]
     assert "0.650–0.750" in lines["PPO win rate, 95% CI"]
+    assert lines["… where correctness differs"].split(" | ")[1:3] == ["55%", "55%"]
     assert lines["seconds: whole pipeline"].split(" | ")[1:3] == ["150", "150"]
