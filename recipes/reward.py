@@ -40,6 +40,7 @@ from recipes.common.data import check_fit, load_any
 from recipes.common.errors import ConfigError
 from recipes.common.formats import to_preference
 from recipes.common.generation import conversation_ids, reward_scores
+from recipes.common.gold import load_metric
 from recipes.common.tokenizer import settle_pad
 
 
@@ -81,14 +82,22 @@ def gold_agreement(prefers_chosen: list[bool], gold: list[tuple]) -> dict:
     not score equally; and, where the pairs carry the rubric's `correct` parts, the same split in two: pairs whose
     answers differ in correctness (a right sum against a wrong one: the model has to know the answer) and pairs
     equally correct, decided by style alone (padding, rudeness, a missing full stop)."""
-    decided = [(p, g) for p, g in zip(prefers_chosen, gold) if g[0] != g[1]]
-    agree = [p == (g[0] > g[1]) for p, g in decided]
-    metrics = {"gold_agreement": sum(agree) / len(agree) if agree else None, "gold_pairs": len(agree)}
-    if decided and len(decided[0][1]) == 4:
+    metric = load_metric("judge_agreement")  # this repo's judge metric: a reward model is a judge of each pair
+
+    def agreement(pairs: list) -> tuple[float | None, int]:
+        decided = [(p, g) for p, g in pairs if g[0] != g[1]]
+        if not decided:
+            return None, 0
+        result = metric.compute(predictions=[float(p) for p, _ in decided],
+                                references=[float(g[0] > g[1]) for _, g in decided])
+        return result["agreement"], result["n_decided"]
+
+    pairs = list(zip(prefers_chosen, gold))
+    metrics = dict(zip(("gold_agreement", "gold_pairs"), agreement(pairs)))
+    if metrics["gold_pairs"] and len(gold[0]) == 4:
         for name, keep in (("correctness_differs", True), ("only_style_differs", False)):
-            part = [a for a, (_, g) in zip(agree, decided) if (g[2] != g[3]) == keep]
-            metrics[f"gold_agreement_{name}"] = sum(part) / len(part) if part else None
-            metrics[f"gold_pairs_{name}"] = len(part)
+            metrics[f"gold_agreement_{name}"], metrics[f"gold_pairs_{name}"] = agreement(
+                [(p, g) for p, g in pairs if (g[2] != g[3]) == keep])
     return metrics
 
 
