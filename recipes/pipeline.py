@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipes.common import run_dir
-from recipes.common.arguments import CONFIGS
+from recipes.common.arguments import CONFIGS, NO_PPO
 from recipes.common.cli import parse_config, run_main
 from recipes.common.errors import ConfigError, MissingInputError
 
@@ -151,6 +151,8 @@ def preflight(args: PipelineArguments) -> None:
     for stage in STAGES:
         if stage in args.skip:
             continue
+        if stage not in CONFIGS:
+            raise ConfigError(NO_PPO)
         try:
             parse_config(CONFIGS[stage], stage_argv(args, stage))
         except ConfigError as error:

@@ -23,10 +23,9 @@ before it starts.
 from __future__ import annotations
 
 from trl import ModelConfig
-from trl.experimental.ppo import PPOConfig
 
 from recipes.common import rl
-from recipes.common.arguments import CONFIGS, PPOScriptArguments
+from recipes.common.arguments import CONFIGS, NO_PPO, PPOConfig, PPOScriptArguments  # PPOConfig: None from TRL 1.13
 from recipes.common.cli import run_main
 
 FINISH = rl.Finish("ppo", curves={
@@ -38,7 +37,7 @@ FINISH = rl.Finish("ppo", curves={
 build_trainer = rl.build_ppo_trainer  # in the shared module: recipes.bench builds PPO's trainer too
 
 
-CONFIG = CONFIGS["ppo"]  # what --config and the command line fill (recipes/common/arguments.py)
+CONFIG = CONFIGS.get("ppo")  # what --config and the command line fill (recipes/common/arguments.py); None from TRL 1.13
 
 
 def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: ModelConfig):
@@ -47,4 +46,6 @@ def main(script_args: PPOScriptArguments, training_args: PPOConfig, model_args: 
 
 
 if __name__ == "__main__":
+    if CONFIG is None:
+        raise SystemExit(f"error: {NO_PPO}")
     run_main(main, CONFIG)

@@ -71,6 +71,16 @@ def test_unknown_stage_in_skip_is_an_error(tmp_path):
         parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(tmp_path, skip=["rlhf"]))])
 
 
+def test_a_trl_without_ppo_is_said_before_the_first_stage_and_ppo_can_be_skipped(tmp_path, monkeypatch):
+    # TRL 1.13 removed PPOTrainer: recipes.common.arguments then has no "ppo" entry (every other stage still loads)
+    monkeypatch.delitem(pipeline.CONFIGS, "ppo")
+    args, = parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(tmp_path))])
+    with pytest.raises(pipeline.ConfigError, match=r"PPOTrainer.*trl==1\.12\.0.*skip: \[ppo\]"):
+        pipeline.preflight(args)
+    args, = parse_config((pipeline.PipelineArguments,), ["--config", str(tiny_pipeline(tmp_path, skip=["ppo"]))])
+    pipeline.preflight(args)  # the other stages' configs are read and pass
+
+
 def test_a_pipeline_killed_mid_stage_reruns_to_the_figures_of_an_uninterrupted_run(tmp_path):
     (tmp_path / "killed").mkdir()
     config = tiny_pipeline(tmp_path / "killed")

@@ -6,12 +6,17 @@ every stage's config with them before the first stage runs, without importing an
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 from trl import ModelConfig, RewardConfig, ScriptArguments, SFTConfig
-from trl.experimental.ppo import PPOConfig
+
+try:
+    from trl.experimental.ppo import PPOConfig
+except ImportError:  # TRL 1.13 removed PPO: every other stage still loads (README, "The stack moves on")
+    PPOConfig = None
 
 from recipes.common import rl
 from recipes.common.errors import ConfigError
@@ -195,3 +200,9 @@ CONFIGS = {
     "ppo": (PPOScriptArguments, PPOConfig, ModelConfig),
     "evaluate": (EvaluateArguments,),
 }
+if PPOConfig is None:
+    del CONFIGS["ppo"]
+
+NO_PPO = (f"the ppo stage needs TRL's PPOTrainer, which trl {importlib.metadata.version('trl')} does not have (it is "
+          "in trl.experimental.ppo up to trl 1.12 and was removed in 1.13): install requirements.txt (trl==1.12.0), "
+          "or leave the stage out (the pipeline's `skip: [ppo]`)")
