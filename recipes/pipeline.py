@@ -151,7 +151,7 @@ def preflight(args: PipelineArguments) -> None:
     for stage in STAGES:
         if stage in args.skip:
             continue
-        if stage not in CONFIGS:
+        if stage not in CONFIGS:  # only ppo's can be missing: a TRL without PPOTrainer (1.13+)
             raise ConfigError(NO_PPO)
         try:
             parse_config(CONFIGS[stage], stage_argv(args, stage))
