@@ -92,14 +92,14 @@ def judge_start(args: CompareArguments, prompts: list[str]) -> int:
     return first
 
 
-def split_pairs(args: CompareArguments, prompts, responses, rankings, ids, gold, correct, name: str) -> DatasetDict:
+def split_pairs(args: CompareArguments, prompts, responses, rankings, ids, rubrics, name: str) -> DatasetDict:
     """The pairs of prompts `ids`, split by prompt into train and test; an error, naming the split, if either has no
     pairs (the reward model could neither train nor be tested)."""
     order = list(ids)
     random.Random(args.seed).shuffle(order)
     n_test = round(args.test_fraction * len(order))
     splits = {"train": sorted(order[n_test:]), "test": sorted(order[:n_test])}
-    data = DatasetDict({split: Dataset.from_list(to_pairs(prompts, responses, rankings, part, gold, correct,
+    data = DatasetDict({split: Dataset.from_list(to_pairs(prompts, responses, rankings, part, rubrics,
                                                           args.labeler == "gold")) for split, part in splits.items()})
     for split, dataset in data.items():
         if len(dataset) == 0:
@@ -110,23 +110,24 @@ def split_pairs(args: CompareArguments, prompts, responses, rankings, ids, gold,
     return data
 
 
-def to_pairs(prompts, responses, rankings, ids, gold=None, correct=None, drop_ties=False) -> list[dict]:
+def to_pairs(prompts, responses, rankings, ids, rubrics=None, drop_ties=False) -> list[dict]:
     """Every pair of a ranking, better first. Identical responses give none, nor, with `drop_ties` (the noise-free
-    labeler, which has no preference there), responses of equal gold score. On the toy world each pair keeps both
-    responses' gold scores and the rubric's `correct` part of each, so the reward stage can tell the pairs that
-    correctness decides from those that style alone decides."""
+    labeler, which has no preference there), responses of equal gold score. On the toy world (`rubrics`: the gold
+    labeler's rubric of each response) each pair keeps both responses' gold scores and the rubric's `correct` part of
+    each, so the reward stage can tell the pairs that correctness decides from those that style alone decides."""
     pairs = []
     for i in ids:
         for better, worse in combinations(rankings[i], 2):
             chosen, rejected = responses[i][better], responses[i][worse]
-            if chosen == rejected or (drop_ties and gold[i][better] == gold[i][worse]):
+            if chosen == rejected or (drop_ties and rubrics[i][better]["score"] == rubrics[i][worse]["score"]):
                 continue
             pair = {"prompt": [{"role": "user", "content": prompts[i]}],
                     "chosen": [{"role": "assistant", "content": chosen}],
                     "rejected": [{"role": "assistant", "content": rejected}], "prompt_id": i}
-            if gold:
-                pair |= {"gold_chosen": gold[i][better], "gold_rejected": gold[i][worse],
-                         "gold_correct_chosen": correct[i][better], "gold_correct_rejected": correct[i][worse]}
+            if rubrics:
+                b, w = rubrics[i][better], rubrics[i][worse]
+                pair |= {"gold_chosen": b["score"], "gold_rejected": w["score"],
+                         "gold_correct_chosen": b["correct"], "gold_correct_rejected": w["correct"]}
             pairs.append(pair)
     return pairs
 
@@ -171,17 +172,16 @@ def main(args: CompareArguments) -> dict:
             return {"exported": str(path)}
         rankings = rank(args, prompts, responses)
     world = args.world() if args.dataset_name is None else None
-    gold = correct = None
+    gold = rubrics = None
     if world is not None:
         scorer = GoldLabeler(world, temperature=0)
         rubrics = [[scorer.rubric(p, r) for r in rs] for p, rs in zip(prompts, responses)]
         gold = [[parts["score"] for parts in rs] for rs in rubrics]
-        correct = [[parts["correct"] for parts in rs] for rs in rubrics]
     first_judge = judge_start(args, prompts)
     sets = {"comparisons": range(first_judge), "judge_comparisons": range(first_judge, len(prompts))}
     if not args.judge_prompts:
         sets.pop("judge_comparisons")
-    datasets = {name: split_pairs(args, prompts, responses, rankings, ids, gold, correct, name)
+    datasets = {name: split_pairs(args, prompts, responses, rankings, ids, rubrics, name)
                 for name, ids in sets.items()}
     out = run_dir.start_stage(args.output_dir, "compare")  # nothing is written before the pairs are known to be usable
     run_dir.save_config(out, args)
